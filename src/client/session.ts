@@ -1,0 +1,117 @@
+import { CLIENT_ERRORS, type ClientError, clientError, encodeClientError } from '../errors/catalogue.js';
+import type { Channel } from '../market/types.js';
+import { type ProductCatalogue, parseRequest, type SubscriptionRequest } from './requests.js';
+
+/** What a session needs from its socket; implemented by the transport. */
+export interface ClientConnection {
+  /** Sends one message to this client alone. */
+  sendControl(payload: string): void;
+  /** Starts the live stream of one channel and product: initial messages, then every update. */
+  attach(channel: Channel, productId: string): void;
+  detach(channel: Channel, productId: string): void;
+}
+
+export interface SessionObserver {
+  subscriptionsChanged(channel: Channel, delta: number): void;
+  errorSent(code: string): void;
+}
+
+/**
+ * One client's protocol state: its subscriptions and the replies to its requests. Bounded by
+ * construction: a subscription is (known channel, known product), so a client cannot grow it past
+ * channels × products.
+ */
+export class ClientSession {
+  /** Channel → product ids, in the order the client subscribed (the `subscriptions` reply keeps it). */
+  private readonly subscriptions = new Map<Channel, Set<string>>();
+  private subscribed = false;
+
+  constructor(
+    private readonly connection: ClientConnection,
+    private readonly catalogue: ProductCatalogue,
+    private readonly observer: SessionObserver,
+  ) {}
+
+  /** True once any subscribe succeeded (the subscribe deadline no longer applies). */
+  get hasSubscribed(): boolean {
+    return this.subscribed;
+  }
+
+  handleText(text: string): void {
+    const request = parseRequest(text, this.catalogue);
+    if ('spec' in request) {
+      this.sendError(request);
+      return;
+    }
+    const [firstProblem] = request.problems;
+    if (firstProblem) this.sendError(firstProblem);
+    if (request.channels.length === 0) return;
+    const changes = request.type === 'subscribe' ? this.subscribe(request) : this.unsubscribe(request);
+    this.connection.sendControl(this.describeSubscriptions());
+    for (const change of changes) change();
+  }
+
+  handleBinary(): void {
+    this.sendError(
+      clientError(CLIENT_ERRORS.binaryFrame, 'send subscribe/unsubscribe requests as JSON text frames'),
+    );
+  }
+
+  /** Releases the session's subscriptions from the metrics; the transport drops the topics itself. */
+  dispose(): void {
+    for (const [channel, products] of this.subscriptions) {
+      this.observer.subscriptionsChanged(channel, -products.size);
+    }
+    this.subscriptions.clear();
+  }
+
+  /** Applies the request's state now; returns the attaches to run after the `subscriptions` reply. */
+  private subscribe(request: SubscriptionRequest): Array<() => void> {
+    const attaches: Array<() => void> = [];
+    this.subscribed = true;
+    for (const { channel, productIds } of request.channels) {
+      let products = this.subscriptions.get(channel);
+      if (!products) {
+        products = new Set();
+        this.subscriptions.set(channel, products);
+      }
+      // `status` has no products: its one topic is tracked under the empty id.
+      for (const id of channel === 'status' ? [''] : productIds) {
+        if (products.has(id)) continue;
+        products.add(id);
+        this.observer.subscriptionsChanged(channel, 1);
+        attaches.push(() => this.connection.attach(channel, id));
+      }
+    }
+    return attaches;
+  }
+
+  private unsubscribe(request: SubscriptionRequest): Array<() => void> {
+    for (const { channel, productIds } of request.channels) {
+      const products = this.subscriptions.get(channel);
+      if (!products) continue;
+      // No products named: the whole channel goes, as the feed documents.
+      const leaving = channel === 'status' || productIds.length === 0 ? [...products] : productIds;
+      for (const id of leaving) {
+        if (!products.delete(id)) continue;
+        this.observer.subscriptionsChanged(channel, -1);
+        this.connection.detach(channel, id);
+      }
+      if (products.size === 0) this.subscriptions.delete(channel);
+    }
+    return [];
+  }
+
+  private describeSubscriptions(): string {
+    const channels = [...this.subscriptions].map(([name, products]) => ({
+      name,
+      product_ids: name === 'status' ? [] : [...products],
+    }));
+    return JSON.stringify({ type: 'subscriptions', channels });
+  }
+
+  private sendError(error: ClientError): void {
+    this.observer.errorSent(error.spec.code);
+    this.connection.sendControl(encodeClientError(error));
+  }
+}

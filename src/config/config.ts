@@ -1,0 +1,199 @@
+import { z } from 'zod';
+import { type ProductSpec, productFromId } from './products.js';
+
+/**
+ * Configuration comes only from environment variables. Every variable is declared once below with
+ * its default and what it accepts; loadConfig reports every bad variable at once. A unit test
+ * checks that the README's table lists every variable with this default.
+ */
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const FEED_SOURCES = ['simulator'] as const;
+
+interface Variable<T> {
+  readonly schema: z.ZodType<T, string>;
+  readonly defaultValue: string;
+  readonly accepts: string;
+  readonly description: string;
+}
+
+function variable<T>(
+  defaultValue: string,
+  accepts: string,
+  description: string,
+  schema: z.ZodType<T, string>,
+): Variable<T> {
+  return { schema, defaultValue, accepts, description };
+}
+
+const integerText = z
+  .string()
+  .regex(/^-?\d+$/, 'not an integer')
+  .transform(Number);
+
+function integer(min: number, max: number) {
+  return integerText.pipe(z.number().min(min).max(max));
+}
+
+const productList = z
+  .string()
+  .transform((raw) =>
+    raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  )
+  .pipe(
+    z
+      .array(z.string())
+      .min(1)
+      .max(100)
+      .refine((ids) => new Set(ids).size === ids.length, 'duplicate product id'),
+  )
+  .transform((ids, ctx) => {
+    const specs: ProductSpec[] = [];
+    for (const id of ids) {
+      const spec = productFromId(id);
+      if (typeof spec === 'string') ctx.addIssue({ code: 'custom', message: spec });
+      else specs.push(spec);
+    }
+    return specs;
+  });
+
+export const CONFIG_VARIABLES = {
+  HOST: variable(
+    '0.0.0.0',
+    'an IP address or host name',
+    'Address to listen on.',
+    z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/),
+  ),
+  PORT: variable(
+    '8080',
+    'an integer from 0 to 65535 (0 picks a free port)',
+    'Port for WebSocket, REST, health and metrics.',
+    integer(0, 65535),
+  ),
+  LOG_LEVEL: variable('info', `one of ${LOG_LEVELS.join(', ')}`, 'pino log level.', z.enum(LOG_LEVELS)),
+  FEED_SOURCE: variable(
+    'simulator',
+    `one of ${FEED_SOURCES.join(', ')}`,
+    'Where market data comes from.',
+    z.enum(FEED_SOURCES),
+  ),
+  PRODUCTS: variable(
+    'BTC-USD,ETH-USD,SOL-USD,ETH-BTC',
+    '1 to 100 distinct comma-separated BASE-QUOTE ids of known currencies',
+    'Products served.',
+    productList,
+  ),
+  SIM_EVENTS_PER_SEC: variable(
+    '20',
+    'a number from 0.1 to 10000',
+    'Simulator: upstream events per second per product.',
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, 'not a number')
+      .transform(Number)
+      .pipe(z.number().min(0.1).max(10_000)),
+  ),
+  SIM_SEED: variable(
+    '',
+    'empty (random) or an integer from 0 to 4294967295',
+    'Simulator: seed that makes the event stream reproducible.',
+    z.union([z.literal('').transform(() => undefined), integer(0, 0xffff_ffff)]),
+  ),
+  SUBSCRIBE_TIMEOUT_MS: variable(
+    '5000',
+    'an integer from 100 to 600000',
+    'A connection with no subscription after this long is closed (4001).',
+    integer(100, 600_000),
+  ),
+  STATUS_INTERVAL_MS: variable(
+    '10000',
+    'an integer from 1000 to 3600000',
+    'Interval of `status` channel messages.',
+    integer(1_000, 3_600_000),
+  ),
+  SHUTDOWN_TIMEOUT_MS: variable(
+    '10000',
+    'an integer from 100 to 300000',
+    'Deadline for a graceful drain after SIGTERM/SIGINT; past it the process exits 1.',
+    integer(100, 300_000),
+  ),
+  WS_IDLE_TIMEOUT_S: variable(
+    '120',
+    '0 (off) or an integer from 8 to 960',
+    'Close a peer that sends nothing, not even a pong, for this long (uWS pings it before).',
+    integer(0, 960).refine((n) => n === 0 || n >= 8, 'uWS accepts 0 or 8 to 960'),
+  ),
+  WS_MAX_PAYLOAD_BYTES: variable(
+    '4096',
+    'an integer from 512 to 1048576',
+    'Largest frame a client may send; a larger one closes the connection (1009).',
+    integer(512, 1_048_576),
+  ),
+} as const;
+
+type Variables = typeof CONFIG_VARIABLES;
+type Values = { [K in keyof Variables]: Variables[K] extends Variable<infer T> ? T : never };
+
+export interface GatewayConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: Values['LOG_LEVEL'];
+  readonly feedSource: Values['FEED_SOURCE'];
+  readonly products: readonly ProductSpec[];
+  readonly simEventsPerSecond: number;
+  readonly simSeed: number | undefined;
+  readonly subscribeTimeoutMs: number;
+  readonly statusIntervalMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly idleTimeoutSeconds: number;
+  readonly maxPayloadBytes: number;
+}
+
+export type ConfigResult =
+  | { readonly ok: true; readonly config: GatewayConfig }
+  | { readonly ok: false; readonly errors: readonly string[] };
+
+/** Parses every variable and collects every problem, so an operator fixes them all in one go. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): ConfigResult {
+  const values: Record<string, unknown> = {};
+  const errors: string[] = [];
+  for (const [name, spec] of Object.entries(CONFIG_VARIABLES) as [string, Variable<unknown>][]) {
+    const given = env[name];
+    // An empty variable means "use the default", as in most shells' ${VAR:-default}.
+    const raw = given === undefined || given.trim() === '' ? spec.defaultValue : given.trim();
+    const parsed = spec.schema.safeParse(raw);
+    if (parsed.success) {
+      values[name] = parsed.data;
+    } else {
+      const why = parsed.error.issues.map((i) => i.message).join('; ');
+      errors.push(`${name}=${JSON.stringify(given)} is invalid (${why}): expected ${spec.accepts}`);
+    }
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  const v = values as Values;
+  return {
+    ok: true,
+    config: {
+      host: v.HOST,
+      port: v.PORT,
+      logLevel: v.LOG_LEVEL,
+      feedSource: v.FEED_SOURCE,
+      products: v.PRODUCTS,
+      simEventsPerSecond: v.SIM_EVENTS_PER_SEC,
+      simSeed: v.SIM_SEED,
+      subscribeTimeoutMs: v.SUBSCRIBE_TIMEOUT_MS,
+      statusIntervalMs: v.STATUS_INTERVAL_MS,
+      shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+      idleTimeoutSeconds: v.WS_IDLE_TIMEOUT_S,
+      maxPayloadBytes: v.WS_MAX_PAYLOAD_BYTES,
+    },
+  };
+}
+
+/** The effective configuration as logged at startup (no secrets exist yet; redact them here when they do). */
+export function describeConfig(config: GatewayConfig): Record<string, unknown> {
+  return { ...config, products: config.products.map((p) => p.id) };
+}

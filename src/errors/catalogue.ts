@@ -1,0 +1,56 @@
+/**
+ * Every error a client can see, and every close code the gateway uses, in one place with stable
+ * codes. `message` and `reason` follow the Coinbase feed's error shape; `code` is our stable,
+ * machine-readable extension and the label used in metrics.
+ */
+
+export interface ClientErrorSpec {
+  readonly code: string;
+  readonly message: string;
+}
+
+export const CLIENT_ERRORS = {
+  malformedJson: { code: 'malformed_json', message: 'Malformed JSON' },
+  notAnObject: { code: 'not_an_object', message: 'Message must be a JSON object' },
+  unknownType: { code: 'unknown_type', message: 'Unknown message type' },
+  invalidField: { code: 'invalid_field', message: 'Failed to subscribe' },
+  unknownChannel: { code: 'unknown_channel', message: 'Failed to subscribe' },
+  malformedProductId: { code: 'malformed_product_id', message: 'Failed to subscribe' },
+  unknownProduct: { code: 'unknown_product', message: 'Failed to subscribe' },
+  emptySubscription: { code: 'empty_subscription', message: 'Failed to subscribe' },
+  binaryFrame: { code: 'binary_frame', message: 'Binary frames are not supported' },
+  subscribeTimeout: { code: 'subscribe_timeout', message: 'Failed to subscribe' },
+} as const satisfies Record<string, ClientErrorSpec>;
+
+export type ClientErrorCode = (typeof CLIENT_ERRORS)[keyof typeof CLIENT_ERRORS]['code'];
+
+export interface ClientError {
+  readonly spec: ClientErrorSpec;
+  readonly reason: string;
+}
+
+export function clientError(spec: ClientErrorSpec, reason: string): ClientError {
+  return { spec, reason };
+}
+
+/** Serialises the feed's error message, with our stable code as an extension field. */
+export function encodeClientError(error: ClientError): string {
+  return JSON.stringify({
+    type: 'error',
+    message: error.spec.message,
+    reason: error.reason,
+    code: error.spec.code,
+  });
+}
+
+/** WebSocket close codes the gateway sends (also listed in docs/protocol.md). */
+export const CLOSE_CODES = {
+  /** Shutdown or drain: reconnect, possibly to another replica. */
+  goingAway: 1001,
+  /** No subscribe within SUBSCRIBE_TIMEOUT_MS. */
+  subscribeTimeout: 4001,
+} as const;
+
+/** Why a connection ended, as counted in ws_disconnections_total{reason}. */
+export const DISCONNECT_REASONS = ['client', 'shutdown', 'subscribe_timeout', 'error'] as const;
+export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];

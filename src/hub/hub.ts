@@ -1,0 +1,409 @@
+import type { ProductSpec } from '../config/products.js';
+import type { FeedEvent, FeedSink, SnapshotEvent, TradeEvent } from '../feeds/types.js';
+import { canonicalPattern, isZero } from '../market/decimal.js';
+import { isIsoTime, isoMicros, nowMicros } from '../market/time.js';
+import { type BookChange, type Channel, type PriceLevel, topicOf } from '../market/types.js';
+import { L2Book } from './book.js';
+import {
+  encodeHeartbeat,
+  encodeL2Update,
+  encodeMatch,
+  encodeSnapshot,
+  encodeStatus,
+  encodeTicker,
+  restProduct,
+} from './messages.js';
+import { RollingStats } from './rolling-stats.js';
+
+/** Where the hub hands each serialised message; the transport delivers it to the topic's subscribers. */
+export interface PublicationSink {
+  publish(topic: string, channel: Channel, payload: string, receivedAt: number): void;
+}
+
+/** What the hub reports about upstream events; wired to metrics and sampled logs. */
+export interface HubObserver {
+  eventApplied(): void;
+  eventRejected(reason: InvalidEventReason, productId: string, detail: string): void;
+}
+
+export type InvalidEventReason =
+  | 'unknown_product'
+  | 'malformed'
+  | 'not_bootstrapped'
+  | 'stale_sequence'
+  | 'sequence_gap'
+  | 'awaiting_resync'
+  | 'crossed_book';
+
+/** Asks the feed for a fresh snapshot of a product. */
+export type SnapshotRequester = (productId: string) => void;
+
+export interface HubTimings {
+  readonly heartbeatMs: number;
+  readonly level2BatchMs: number;
+  readonly tickerBatchMs: number;
+  readonly statusMs: number;
+}
+
+/** The feed's documented cadences: heartbeat 1 s, level2_batch 50 ms, ticker_batch 5 s. */
+export const COINBASE_TIMINGS: Omit<HubTimings, 'statusMs'> = {
+  heartbeatMs: 1_000,
+  level2BatchMs: 50,
+  tickerBatchMs: 5_000,
+};
+
+class ProductState {
+  readonly book = new L2Book();
+  readonly stats: RollingStats;
+  readonly pricePattern: RegExp;
+  readonly sizePattern: RegExp;
+  /** 0 until the first snapshot bootstraps the product. */
+  sequence = 0;
+  time = '';
+  awaitingSnapshot = true;
+  lastTradeId = 0;
+  lastTrade: TradeEvent | undefined;
+  lastTicker: string | undefined;
+  private snapshotCache: { sequence: number; payload: string } | undefined;
+  /** level2_batch: changes since the last flush, one entry per side and price (latest wins). */
+  readonly batchedChanges = new Map<string, BookChange>();
+  batchReceivedAt = 0;
+  /** ticker_batch: the latest ticker since the last flush. */
+  pendingTickerBatch: { payload: string; receivedAt: number } | undefined;
+
+  constructor(readonly spec: ProductSpec) {
+    this.stats = new RollingStats(spec.baseDecimals);
+    this.pricePattern = canonicalPattern(spec.quoteDecimals);
+    this.sizePattern = canonicalPattern(spec.baseDecimals);
+  }
+
+  snapshot(): string {
+    if (this.snapshotCache?.sequence !== this.sequence) {
+      this.snapshotCache = {
+        sequence: this.sequence,
+        payload: encodeSnapshot(this.spec.id, this.book, this.sequence, this.time),
+      };
+    }
+    return this.snapshotCache.payload;
+  }
+}
+
+/**
+ * Keeps per-product state (L2 book, last trade, 24 h statistics, sequence) from the upstream
+ * events and turns each event into messages serialised once, handed to the sink per topic. It
+ * never knows which feed source feeds it, nor how messages reach clients.
+ */
+export class Hub implements FeedSink {
+  private readonly products = new Map<string, ProductState>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private statusPayload: string;
+
+  constructor(
+    specs: readonly ProductSpec[],
+    private readonly sink: PublicationSink,
+    private readonly observer: HubObserver,
+    private readonly requestSnapshot: SnapshotRequester,
+    private readonly timings: HubTimings,
+  ) {
+    for (const spec of specs) this.products.set(spec.id, new ProductState(spec));
+    this.statusPayload = encodeStatus(specs);
+  }
+
+  start(): void {
+    const every = (ms: number, fn: () => void) => {
+      const timer = setInterval(fn, ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    every(this.timings.heartbeatMs, () => this.publishHeartbeats());
+    every(this.timings.level2BatchMs, () => this.flushLevel2Batches());
+    every(this.timings.tickerBatchMs, () => this.flushTickerBatches());
+    every(this.timings.statusMs, () =>
+      this.sink.publish('status', 'status', this.statusPayload, performance.now()),
+    );
+  }
+
+  stop(): void {
+    for (const timer of this.timers.splice(0)) clearInterval(timer);
+  }
+
+  /** True once every product has a book: the gateway can serve every product. */
+  isReady(): boolean {
+    for (const state of this.products.values()) if (state.sequence === 0) return false;
+    return true;
+  }
+
+  /** Messages a new subscriber receives before the live stream, consistent with what follows. */
+  initialMessages(channel: Channel, productId: string): string[] {
+    if (channel === 'status') return [this.statusPayload];
+    const state = this.products.get(productId);
+    if (!state || state.sequence === 0) return [];
+    switch (channel) {
+      case 'level2':
+      case 'level2_batch':
+        return [state.snapshot()];
+      case 'matches':
+        return state.lastTrade ? [encodeMatch(state.lastTrade, 'last_match')] : [];
+      case 'ticker':
+      case 'ticker_batch':
+        return state.lastTicker ? [state.lastTicker] : [];
+      case 'heartbeat':
+        return [];
+    }
+  }
+
+  hasProduct(productId: string): boolean {
+    return this.products.has(productId);
+  }
+
+  // --- REST views, in the Coinbase Exchange REST shapes ---
+
+  restProducts() {
+    return [...this.products.values()].map((s) => restProduct(s.spec));
+  }
+
+  restProduct(productId: string) {
+    const state = this.products.get(productId);
+    return state && restProduct(state.spec);
+  }
+
+  restBook(productId: string, level: 1 | 2) {
+    const state = this.products.get(productId);
+    if (!state) return undefined;
+    const depth = level === 1 ? 1 : Number.POSITIVE_INFINITY;
+    return {
+      bids: state.book.bids.top(depth),
+      asks: state.book.asks.top(depth),
+      sequence: state.sequence,
+      auction_mode: false,
+      auction: null,
+      time: state.time || isoMicros(nowMicros()),
+    };
+  }
+
+  restTicker(productId: string) {
+    const state = this.products.get(productId);
+    if (!state) return undefined;
+    const trade = state.lastTrade;
+    const zeroSize = state.spec.baseDecimals === 0 ? '0' : `0.${'0'.repeat(state.spec.baseDecimals)}`;
+    const lastPrice = trade?.price ?? state.book.bids.best()?.[0] ?? '0';
+    return {
+      ask: state.book.asks.best()?.[0] ?? null,
+      bid: state.book.bids.best()?.[0] ?? null,
+      volume: state.stats.read(Date.now(), lastPrice).volume24h,
+      trade_id: trade?.trade_id ?? 0,
+      price: lastPrice,
+      size: trade?.size ?? zeroSize,
+      time: trade?.time ?? isoMicros(nowMicros()),
+    };
+  }
+
+  // --- upstream events ---
+
+  onEvent(event: FeedEvent, receivedAt: number): void {
+    const state = this.products.get(event.product_id);
+    if (!state) {
+      this.observer.eventRejected('unknown_product', String(event.product_id), 'product is not configured');
+      return;
+    }
+    const problem = this.malformation(event, state);
+    if (problem) {
+      this.observer.eventRejected('malformed', state.spec.id, problem);
+      return;
+    }
+    if (event.type === 'snapshot') {
+      this.applySnapshot(state, event, receivedAt);
+      return;
+    }
+    if (state.sequence === 0) {
+      this.reject(state, 'not_bootstrapped', `event ${event.sequence} before the first snapshot`);
+      return;
+    }
+    if (event.sequence <= state.sequence) {
+      this.observer.eventRejected('stale_sequence', state.spec.id, `${event.sequence} <= ${state.sequence}`);
+      return;
+    }
+    if (state.awaitingSnapshot) {
+      this.observer.eventRejected(
+        'awaiting_resync',
+        state.spec.id,
+        `event ${event.sequence} while resynchronising`,
+      );
+      return;
+    }
+    if (event.sequence !== state.sequence + 1) {
+      this.reject(state, 'sequence_gap', `expected ${state.sequence + 1}, got ${event.sequence}`);
+      return;
+    }
+    if (!state.book.apply(event.changes)) {
+      this.reject(state, 'crossed_book', `event ${event.sequence} would cross the book`);
+      return;
+    }
+    state.sequence = event.sequence;
+    state.time = event.time;
+    this.observer.eventApplied();
+    this.publishBookChanges(state, event.changes, event.time, receivedAt);
+    if (event.type === 'trade') this.publishTrade(state, event, receivedAt);
+  }
+
+  /** A rejection that leaves the product's book behind upstream: resynchronise from a snapshot. */
+  private reject(state: ProductState, reason: InvalidEventReason, detail: string): void {
+    this.observer.eventRejected(reason, state.spec.id, detail);
+    if (!state.awaitingSnapshot) {
+      state.awaitingSnapshot = true;
+      this.requestSnapshot(state.spec.id);
+    }
+  }
+
+  private applySnapshot(state: ProductState, event: SnapshotEvent, receivedAt: number): void {
+    if (event.sequence < state.sequence) {
+      this.observer.eventRejected(
+        'stale_sequence',
+        state.spec.id,
+        `snapshot ${event.sequence} < ${state.sequence}`,
+      );
+      return;
+    }
+    if (!state.book.reset(event.bids, event.asks)) {
+      this.reject(state, 'crossed_book', `snapshot ${event.sequence} is crossed`);
+      state.sequence = 0;
+      return;
+    }
+    state.sequence = event.sequence;
+    state.time = event.time;
+    state.awaitingSnapshot = false;
+    // Changes batched before a resync describe a book that no longer exists.
+    state.batchedChanges.clear();
+    this.observer.eventApplied();
+    // Subscribers of a resynchronised product rebuild their books from this snapshot.
+    const payload = state.snapshot();
+    this.sink.publish(topicOf('level2', state.spec.id), 'level2', payload, receivedAt);
+    this.sink.publish(topicOf('level2_batch', state.spec.id), 'level2_batch', payload, receivedAt);
+  }
+
+  private publishBookChanges(
+    state: ProductState,
+    changes: readonly BookChange[],
+    time: string,
+    receivedAt: number,
+  ): void {
+    const id = state.spec.id;
+    this.sink.publish(
+      topicOf('level2', id),
+      'level2',
+      encodeL2Update(id, changes, time, state.sequence),
+      receivedAt,
+    );
+    if (state.batchedChanges.size === 0) state.batchReceivedAt = receivedAt;
+    for (const change of changes) state.batchedChanges.set(`${change[0]}${change[1]}`, change);
+  }
+
+  private publishTrade(state: ProductState, trade: TradeEvent, receivedAt: number): void {
+    const id = state.spec.id;
+    state.lastTrade = trade;
+    state.lastTradeId = trade.trade_id;
+    state.stats.record(trade.price, trade.size, Date.parse(trade.time));
+    this.sink.publish(topicOf('matches', id), 'matches', encodeMatch(trade, 'match'), receivedAt);
+    const ticker = encodeTicker(trade, state.stats.read(Date.now(), trade.price), state.book);
+    state.lastTicker = ticker;
+    this.sink.publish(topicOf('ticker', id), 'ticker', ticker, receivedAt);
+    state.pendingTickerBatch ??= { payload: ticker, receivedAt };
+    state.pendingTickerBatch.payload = ticker;
+  }
+
+  private flushLevel2Batches(): void {
+    for (const state of this.products.values()) {
+      if (state.batchedChanges.size === 0) continue;
+      const id = state.spec.id;
+      const payload = encodeL2Update(id, state.batchedChanges.values(), state.time, state.sequence);
+      state.batchedChanges.clear();
+      this.sink.publish(topicOf('level2_batch', id), 'level2_batch', payload, state.batchReceivedAt);
+    }
+  }
+
+  private flushTickerBatches(): void {
+    for (const state of this.products.values()) {
+      const pending = state.pendingTickerBatch;
+      if (!pending) continue;
+      state.pendingTickerBatch = undefined;
+      this.sink.publish(
+        topicOf('ticker_batch', state.spec.id),
+        'ticker_batch',
+        pending.payload,
+        pending.receivedAt,
+      );
+    }
+  }
+
+  private publishHeartbeats(): void {
+    const time = isoMicros(nowMicros());
+    const now = performance.now();
+    for (const state of this.products.values()) {
+      if (state.sequence === 0) continue;
+      const id = state.spec.id;
+      this.sink.publish(
+        topicOf('heartbeat', id),
+        'heartbeat',
+        encodeHeartbeat(id, state.sequence, state.lastTradeId, time),
+        now,
+      );
+    }
+  }
+
+  /** Value checks every source's events get: a malformed event must not reach the book. */
+  private malformation(event: FeedEvent, state: ProductState): string | undefined {
+    if (!Number.isSafeInteger(event.sequence) || event.sequence < 1)
+      return 'sequence is not a positive integer';
+    if (typeof event.time !== 'string' || !isIsoTime(event.time)) return 'time is not ISO-8601 UTC';
+    if (event.type === 'snapshot') {
+      return this.badLevels(event.bids, state) ?? this.badLevels(event.asks, state);
+    }
+    if (!Array.isArray(event.changes) || event.changes.length === 0) return 'changes is empty';
+    for (const change of event.changes) {
+      if (!Array.isArray(change) || (change[0] !== 'buy' && change[0] !== 'sell'))
+        return 'change side is invalid';
+      const problem = this.badLevel(change[1], change[2], change[3], state, true);
+      if (problem) return problem;
+    }
+    if (event.type === 'trade') {
+      if (!Number.isSafeInteger(event.trade_id) || event.trade_id <= state.lastTradeId) {
+        return `trade_id ${event.trade_id} does not follow ${state.lastTradeId}`;
+      }
+      if (event.side !== 'buy' && event.side !== 'sell') return 'trade side is invalid';
+      if (typeof event.maker_order_id !== 'string' || typeof event.taker_order_id !== 'string') {
+        return 'order ids are missing';
+      }
+      return this.badLevel(event.price, event.size, 1, state, false);
+    }
+    return undefined;
+  }
+
+  private badLevels(levels: readonly PriceLevel[], state: ProductState): string | undefined {
+    if (!Array.isArray(levels)) return 'levels are not an array';
+    for (const level of levels) {
+      const problem = Array.isArray(level)
+        ? this.badLevel(level[0], level[1], level[2], state, false)
+        : 'bad level';
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+
+  private badLevel(
+    price: unknown,
+    size: unknown,
+    orders: unknown,
+    state: ProductState,
+    zeroAllowed: boolean,
+  ) {
+    if (typeof price !== 'string' || !state.pricePattern.test(price) || isZero(price)) {
+      return `price ${JSON.stringify(price)} is not a positive multiple of ${state.spec.quoteIncrement}`;
+    }
+    if (typeof size !== 'string' || !state.sizePattern.test(size) || (!zeroAllowed && isZero(size))) {
+      return `size ${JSON.stringify(size)} is not a multiple of ${state.spec.baseIncrement}`;
+    }
+    if (!Number.isSafeInteger(orders) || (orders as number) < 0)
+      return 'orders is not a non-negative integer';
+    return undefined;
+  }
+}

@@ -1,0 +1,17 @@
+/** Wall-clock time in microseconds since the epoch, with sub-millisecond resolution. */
+export function nowMicros(): number {
+  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+}
+
+/** ISO-8601 UTC with microseconds, as the Coinbase feed writes times: 2014-11-07T08:19:27.028459Z. */
+export function isoMicros(epochMicros: number): string {
+  const millis = Math.floor(epochMicros / 1000);
+  const micros = epochMicros - millis * 1000;
+  return `${new Date(millis).toISOString().slice(0, 23)}${String(micros).padStart(3, '0')}Z`;
+}
+
+const ISO_MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+
+export function isIsoTime(value: string): boolean {
+  return ISO_MICROS.test(value) && !Number.isNaN(Date.parse(value));
+}

@@ -1,0 +1,97 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The gateway's Prometheus metrics, in a registry of its own. Labels are fixed, small sets
+ * (channel names, reasons, source names): never an IP, a connection or a product list.
+ */
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  readonly activeConnections: Gauge;
+  readonly connectionsTotal: Counter;
+  readonly disconnectionsTotal: Counter<'reason'>;
+  readonly messagesSentTotal: Counter<'channel'>;
+  readonly subscriptions: Gauge<'channel'>;
+  readonly clientErrorsTotal: Counter<'reason'>;
+  readonly feedEventsTotal: Counter<'source'>;
+  readonly feedInvalidEventsTotal: Counter<'reason'>;
+  readonly feedToSendLatency: Histogram<'channel'>;
+  /** Adds a source of queued-message counts; ws_message_queue_size is their sum at scrape time. */
+  addQueueSource(source: () => number): void;
+}
+
+export function createMetrics(): GatewayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const queueSources: Array<() => number> = [];
+  const registers = [registry];
+  new Gauge({
+    name: 'ws_message_queue_size',
+    help: 'Outbound messages accepted for delivery and not yet handed to a socket, over all queues.',
+    registers,
+    collect() {
+      let total = 0;
+      for (const source of queueSources) total += source();
+      this.set(total);
+    },
+  });
+
+  return {
+    registry,
+    activeConnections: new Gauge({
+      name: 'ws_active_connections',
+      help: 'Open WebSocket connections.',
+      registers,
+    }),
+    connectionsTotal: new Counter({
+      name: 'ws_connections_total',
+      help: 'WebSocket connections accepted since start.',
+      registers,
+    }),
+    disconnectionsTotal: new Counter({
+      name: 'ws_disconnections_total',
+      help: 'WebSocket connections closed, by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    messagesSentTotal: new Counter({
+      name: 'ws_messages_sent_total',
+      help: 'Messages handed to sockets, by channel (a publish to N subscribers counts N).',
+      labelNames: ['channel'],
+      registers,
+    }),
+    subscriptions: new Gauge({
+      name: 'ws_subscriptions',
+      help: 'Current (connection, product) subscriptions, by channel.',
+      labelNames: ['channel'],
+      registers,
+    }),
+    clientErrorsTotal: new Counter({
+      name: 'ws_client_errors_total',
+      help: 'Error messages sent to clients, by reason code.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    feedEventsTotal: new Counter({
+      name: 'ws_feed_events_total',
+      help: 'Upstream feed events applied, by feed source.',
+      labelNames: ['source'],
+      registers,
+    }),
+    feedInvalidEventsTotal: new Counter({
+      name: 'ws_feed_invalid_events_total',
+      help: 'Upstream feed events rejected and dropped, by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    feedToSendLatency: new Histogram({
+      name: 'ws_feed_to_send_latency_seconds',
+      help: 'Time from a feed event entering the gateway to its message being handed to uWebSockets.js, by channel.',
+      labelNames: ['channel'],
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    }),
+    addQueueSource(source) {
+      queueSources.push(source);
+    },
+  };
+}
