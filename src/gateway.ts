@@ -97,7 +97,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     port,
     metrics,
     async drain() {
-      await transport.drain();
+      await transport.drain(config.drainSpreadMs);
       await close();
     },
     close,

@@ -120,6 +120,12 @@ export const CONFIG_VARIABLES = {
     'Deadline for a graceful drain after SIGTERM/SIGINT; past it the process exits 1.',
     integer(100, 300_000),
   ),
+  DRAIN_SPREAD_MS: variable(
+    '0',
+    'an integer from 0 to 300000',
+    'On shutdown, spread the 1001 closes over this window (keep it below SHUTDOWN_TIMEOUT_MS).',
+    integer(0, 300_000),
+  ),
   WS_IDLE_TIMEOUT_S: variable(
     '120',
     '0 (off) or an integer from 8 to 960',
@@ -148,6 +154,7 @@ export interface GatewayConfig {
   readonly subscribeTimeoutMs: number;
   readonly statusIntervalMs: number;
   readonly shutdownTimeoutMs: number;
+  readonly drainSpreadMs: number;
   readonly idleTimeoutSeconds: number;
   readonly maxPayloadBytes: number;
 }
@@ -187,6 +194,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       subscribeTimeoutMs: v.SUBSCRIBE_TIMEOUT_MS,
       statusIntervalMs: v.STATUS_INTERVAL_MS,
       shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+      drainSpreadMs: v.DRAIN_SPREAD_MS,
       idleTimeoutSeconds: v.WS_IDLE_TIMEOUT_S,
       maxPayloadBytes: v.WS_MAX_PAYLOAD_BYTES,
     },

@@ -57,6 +57,7 @@ type ClosableApp = TemplatedApp & { close(): void };
 
 const DECODER = new TextDecoder();
 const SUBSCRIBE_SWEEP_MS = 100;
+const DRAIN_SLICE_MS = 50;
 
 /**
  * The only module that talks to uWebSockets.js: WebSocket connections, topic publishing, and the
@@ -72,6 +73,7 @@ export class Transport implements PublicationSink {
   private readonly controlSent;
   private listenSocket: us_listen_socket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
   private draining = false;
   private drained: (() => void) | undefined;
 
@@ -125,10 +127,11 @@ export class Transport implements PublicationSink {
   }
 
   /**
-   * Stops accepting, asks every client to go away (1001), and resolves when all have closed.
-   * The caller bounds the wait with its shutdown deadline and then calls close().
+   * Stops accepting and asks every client to go away (1001), spread evenly over `spreadMs` so the
+   * other replicas do not take every reconnect in the same instant. Resolves when all have closed;
+   * the caller bounds the wait with its shutdown deadline and then calls close().
    */
-  drain(): Promise<void> {
+  drain(spreadMs: number): Promise<void> {
     this.draining = true;
     if (this.listenSocket) {
       this.deps.uws.us_listen_socket_close(this.listenSocket);
@@ -138,7 +141,15 @@ export class Transport implements PublicationSink {
     const done = new Promise<void>((resolve) => {
       this.drained = resolve;
     });
-    for (const ws of [...this.open]) this.end(ws, CLOSE_CODES.goingAway, 'going away', 'shutdown');
+    const leaving = [...this.open];
+    const slices = Math.max(1, Math.ceil(spreadMs / DRAIN_SLICE_MS));
+    const perSlice = Math.ceil(leaving.length / slices);
+    const closeSlice = () => {
+      for (const ws of leaving.splice(0, perSlice))
+        this.end(ws, CLOSE_CODES.goingAway, 'going away', 'shutdown');
+      if (leaving.length > 0) this.drainTimer = setTimeout(closeSlice, DRAIN_SLICE_MS);
+    };
+    closeSlice();
     if (this.open.size === 0) this.drained?.();
     return done;
   }
@@ -146,6 +157,7 @@ export class Transport implements PublicationSink {
   /** Force-closes whatever is left; after this no native handle of the app remains open. */
   close(): void {
     clearInterval(this.sweepTimer);
+    clearTimeout(this.drainTimer);
     this.app.close();
   }
 

@@ -15,6 +15,8 @@ interface Waiter {
  */
 export class TestClient {
   readonly messages: Message[] = [];
+  /** performance.now() when each message arrived, by index in `messages`. */
+  readonly arrivals: number[] = [];
   private readonly waiters: Waiter[] = [];
   private cursor = 0;
   readonly closed: Promise<{ code: number; reason: string }>;
@@ -23,6 +25,7 @@ export class TestClient {
     socket.on('message', (data, isBinary) => {
       const message = JSON.parse(isBinary ? '{"type":"binary"}' : String(data)) as Message;
       this.messages.push(message);
+      this.arrivals.push(performance.now());
       this.dispatch();
     });
     this.closed = new Promise((resolve) => {

@@ -1,0 +1,54 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+
+export interface GatewayProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs the built gateway as users do and waits for its "listening" log line to learn the port. */
+export async function spawnGateway(env: Record<string, string> = {}): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [MAIN], {
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', SIM_SEED: '7', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (chunk) => {
+    err += chunk;
+  });
+  const exit = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (chunk) => {
+      out += chunk;
+      for (const line of out.split('\n')) {
+        if (!line.includes('"msg":"listening"')) continue;
+        resolve((JSON.parse(line) as { port: number }).port);
+      }
+    });
+    void exit.then(({ code }) => reject(new Error(`gateway exited (${code}) before listening: ${err}`)));
+  });
+  return { child, port, stdout: () => out, stderr: () => err, exited: () => exit };
+}
+
+/** Runs the built gateway to completion (for configuration errors). */
+export async function runGateway(
+  env: Record<string, string>,
+): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const [code] = await once(child, 'exit');
+  return { code, stderr };
+}
