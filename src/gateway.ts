@@ -3,18 +3,33 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/config.js';
 import { SimulatorSource } from './feeds/simulator/simulator-source.js';
 import type { FeedSource } from './feeds/types.js';
-import { COINBASE_TIMINGS, Hub } from './hub/hub.js';
+import { COINBASE_TIMINGS, Hub, type PublicationSink } from './hub/hub.js';
 import { SampledLog } from './logging/sampled-log.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
-import { Transport } from './server/transport.js';
+import { answerHttp, type HttpQuery, type HttpReply, type Readiness } from './server/http-routes.js';
+import { Transport, type TransportOptions } from './server/transport.js';
+import { WorkerPool } from './workers/worker-pool.js';
 
 export interface Gateway {
   readonly port: number;
   readonly metrics: GatewayMetrics;
-  /** Graceful: readiness off, listener closed, clients sent 1001, feed stopped. */
+  /** Graceful: listeners closed, clients sent 1001 (spread over DRAIN_SPREAD_MS), feed stopped. */
   drain(): Promise<void>;
   /** Immediate: whatever is still open is closed. Safe to call after drain. */
   close(): Promise<void>;
+  /** Synchronous close of every uWS app, for the moment right before a forced exit. */
+  closeNow(): void;
+  /** Test hook, in-process only: makes worker `index` fail; resolves with ms until it was replaced. */
+  injectWorkerFault(index: number): Promise<number>;
+}
+
+/** Where connections are served: the main thread's own uWS app, or a pool of worker threads. */
+interface Delivery extends PublicationSink {
+  readonly port: number;
+  drain(spreadMs: number): Promise<void>;
+  close(): Promise<void>;
+  closeNow(): void;
+  injectWorkerFault(index: number): Promise<number>;
 }
 
 function createFeed(config: GatewayConfig): FeedSource {
@@ -30,45 +45,27 @@ function createFeed(config: GatewayConfig): FeedSource {
 
 /** The composition root: builds every part from the configuration and wires them together. */
 export async function startGateway(config: GatewayConfig, logger: Logger, uws: typeof uWS): Promise<Gateway> {
-  const metrics = createMetrics();
+  const metrics = createMetrics({ processMetrics: true });
   const feed = createFeed(config);
   const invalidEvents = new SampledLog(logger);
   const feedEvents = metrics.feedEventsTotal.labels(feed.name);
+  const transportOptions: TransportOptions = {
+    host: config.host,
+    port: config.port,
+    maxPayloadBytes: config.maxPayloadBytes,
+    idleTimeoutSeconds: config.idleTimeoutSeconds,
+    subscribeTimeoutMs: config.subscribeTimeoutMs,
+  };
 
-  // The transport is the hub's sink, and the hub is the transport's source of initial messages.
-  let hub: Hub | undefined;
-  const transport = new Transport(
-    {
-      host: config.host,
-      port: config.port,
-      maxPayloadBytes: config.maxPayloadBytes,
-      idleTimeoutSeconds: config.idleTimeoutSeconds,
-      subscribeTimeoutMs: config.subscribeTimeoutMs,
-    },
-    {
-      uws,
-      catalogue: { hasProduct: (id) => hub!.hasProduct(id) },
-      initialMessages: (channel, productId) => hub!.initialMessages(channel, productId),
-      views: {
-        restProducts: () => hub!.restProducts(),
-        restProduct: (id) => hub!.restProduct(id),
-        restBook: (id, level) => hub!.restBook(id, level),
-        restTicker: (id) => hub!.restTicker(id),
-      },
-      readiness: {
-        notReadyReason: () => {
-          if (!feed.isLive()) return `feed ${feed.name} is not live`;
-          if (!hub!.isReady()) return 'waiting for the first snapshot of every product';
-          return undefined;
-        },
-      },
-      metrics,
-      logger,
-    },
-  );
-  hub = new Hub(
+  // The hub needs its sink at construction; the sink needs the hub to answer requests. This
+  // forwarding sink breaks the cycle without making either know the other's concrete type.
+  let delivery: Delivery | undefined;
+  const hub = new Hub(
     config.products,
-    transport,
+    {
+      publish: (topic, channel, payload, receivedAt) =>
+        delivery!.publish(topic, channel, payload, receivedAt),
+    },
     {
       eventApplied: () => feedEvents.inc(),
       eventRejected: (reason, productId, detail) => {
@@ -79,27 +76,110 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     (productId) => feed.requestSnapshot(productId),
     { ...COINBASE_TIMINGS, statusMs: config.statusIntervalMs },
   );
+  const readiness: Readiness = {
+    notReadyReason: () => {
+      if (!feed.isLive()) return `feed ${feed.name} is not live`;
+      if (!hub.isReady()) return 'waiting for the first snapshot of every product';
+      return undefined;
+    },
+  };
+  const http = (query: HttpQuery): HttpReply => answerHttp(query, hub, readiness);
 
-  const port = await transport.listen();
+  delivery =
+    config.workerThreads === 0
+      ? await serveOnMainThread(transportOptions, { uws, hub, http, metrics, logger })
+      : await serveOnWorkers(config, transportOptions, { hub, http, metrics, logger });
   hub.start();
   await feed.start(hub);
-  logger.info({ port, host: config.host, feed: feed.name }, 'listening');
-
   let closed = false;
+  const active = delivery;
   const close = async () => {
     if (closed) return;
     closed = true;
     hub.stop();
     await feed.stop();
-    transport.close();
+    await active.close();
   };
   return {
-    port,
+    port: active.port,
     metrics,
     async drain() {
-      await transport.drain(config.drainSpreadMs);
+      await active.drain(config.drainSpreadMs);
       await close();
     },
     close,
+    closeNow: () => active.closeNow(),
+    injectWorkerFault: (index) => active.injectWorkerFault(index),
+  };
+}
+
+interface MarketParts {
+  readonly hub: Hub;
+  readonly http: (query: HttpQuery) => HttpReply;
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+}
+
+async function serveOnMainThread(
+  options: TransportOptions,
+  parts: MarketParts & { readonly uws: typeof uWS },
+): Promise<Delivery> {
+  const { hub, metrics } = parts;
+  const transport = new Transport(options, {
+    uws: parts.uws,
+    market: {
+      hasProduct: (productId) => hub.hasProduct(productId),
+      // Synchronous: nothing can be published between these messages and the subscribe.
+      requestInitial: (channel, productId, deliver) => deliver(hub.initialMessages(channel, productId)),
+      http: parts.http,
+      metrics: async () => ({
+        status: 200,
+        body: await metrics.registry.metrics(),
+        contentType: metrics.registry.contentType,
+      }),
+    },
+    metrics,
+    logger: parts.logger,
+    healthy: () => true,
+  });
+  const port = await transport.listen();
+  return {
+    port,
+    publish: (topic, channel, payload, receivedAt) => transport.publish(topic, channel, payload, receivedAt),
+    drain: (spreadMs) => transport.drain(spreadMs),
+    close: async () => transport.close(),
+    closeNow: () => transport.close(),
+    injectWorkerFault: () => Promise.reject(new Error('no worker threads: WS_WORKER_THREADS=0')),
+  };
+}
+
+async function serveOnWorkers(
+  config: GatewayConfig,
+  options: TransportOptions,
+  parts: MarketParts,
+): Promise<Delivery> {
+  const pool = new WorkerPool(
+    {
+      threads: config.workerThreads,
+      transport: options,
+      productIds: config.products.map((p) => p.id),
+      logLevel: config.logLevel,
+      stallMs: config.workerStallMs,
+    },
+    {
+      initialMessages: (channel, productId) => parts.hub.initialMessages(channel, productId),
+      http: parts.http,
+    },
+    parts.metrics,
+    parts.logger,
+  );
+  const port = await pool.start();
+  return {
+    port,
+    publish: (topic, channel, payload, receivedAt) => pool.publish(topic, channel, payload, receivedAt),
+    drain: (spreadMs) => pool.drain(spreadMs),
+    close: () => pool.close(),
+    closeNow: () => pool.closeNow(),
+    injectWorkerFault: (index) => pool.injectFault(index),
   };
 }

@@ -33,9 +33,14 @@ async function main(): Promise<void> {
     {
       delay: config.shutdownTimeoutMs,
       logger: { error: (message: unknown) => logger.error({ detail: message }, 'shutdown') },
+      // close-with-grace exits 1 right after these return: close every uWS app first, or the exit aborts.
       onTimeout: (delay) => {
         logger.error({ delayMs: delay }, 'shutdown deadline passed, closing remaining connections');
-        void gateway.close();
+        gateway.closeNow();
+      },
+      onSecondSignal: (signal) => {
+        logger.error({ signal }, 'second signal, closing remaining connections');
+        gateway.closeNow();
       },
     },
     async ({ signal, err }) => {
@@ -44,6 +49,11 @@ async function main(): Promise<void> {
       await gateway.drain();
       logger.info('shutdown complete');
     },
+  );
+  // Logged only once signals are handled: whoever waits for this line may stop us right away.
+  logger.info(
+    { port: gateway.port, host: config.host, feed: config.feedSource, workerThreads: config.workerThreads },
+    'listening',
   );
 }
 

@@ -64,6 +64,7 @@ export function parseRequest(text: string, catalogue: ProductCatalogue): Subscri
   for (const entry of channels) {
     let name: unknown = entry;
     let own: readonly string[] = [];
+    let ownNamed = false;
     if (typeof entry === 'object' && entry !== null && !Array.isArray(entry)) {
       const item = entry as Record<string, unknown>;
       name = Object.hasOwn(item, 'name') ? item.name : undefined;
@@ -78,14 +79,23 @@ export function parseRequest(text: string, catalogue: ProductCatalogue): Subscri
         continue;
       }
       own = keepValidProducts(listed ?? [], catalogue, problems, fail);
+      ownNamed = (listed?.length ?? 0) > 0;
     }
     const channel = typeof name === 'string' ? channelNamed(name) : undefined;
     if (!channel) {
-      problems.push(fail(CLIENT_ERRORS.unknownChannel, `${truncate(describe(name))} is not a valid channel`));
+      problems.push(
+        fail(
+          CLIENT_ERRORS.unknownChannel,
+          `${truncate(typeof name === 'string' ? name : describe(name))} is not a valid channel`,
+        ),
+      );
       continue;
     }
     // The feed adds the root product_ids to every channel, including those listing their own.
     const productIds = channel === 'status' ? [] : [...new Set([...own, ...validRootProducts])];
+    const named = (rootProducts?.length ?? 0) > 0 || ownNamed;
+    // Unsubscribing from named products that were all invalid must not mean "every product".
+    if (type === 'unsubscribe' && channel !== 'status' && named && productIds.length === 0) continue;
     if (type === 'subscribe' && channel !== 'status' && productIds.length === 0) {
       problems.push(
         fail(

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { type ProductSpec, productFromId } from './products.js';
 
@@ -126,6 +127,18 @@ export const CONFIG_VARIABLES = {
     'On shutdown, spread the 1001 closes over this window (keep it below SHUTDOWN_TIMEOUT_MS).',
     integer(0, 300_000),
   ),
+  WS_WORKER_THREADS: variable(
+    String(availableParallelism()),
+    'an integer from 0 to 64 (0: serve on the main thread)',
+    'uWS worker threads sharing PORT; default: the number of CPUs.',
+    integer(0, 64),
+  ),
+  WS_WORKER_STALL_MS: variable(
+    '5000',
+    'an integer from 500 to 120000',
+    'A worker whose event loop is stuck this long makes /healthz fail.',
+    integer(500, 120_000),
+  ),
   WS_IDLE_TIMEOUT_S: variable(
     '120',
     '0 (off) or an integer from 8 to 960',
@@ -155,6 +168,8 @@ export interface GatewayConfig {
   readonly statusIntervalMs: number;
   readonly shutdownTimeoutMs: number;
   readonly drainSpreadMs: number;
+  readonly workerThreads: number;
+  readonly workerStallMs: number;
   readonly idleTimeoutSeconds: number;
   readonly maxPayloadBytes: number;
 }
@@ -195,6 +210,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       statusIntervalMs: v.STATUS_INTERVAL_MS,
       shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
       drainSpreadMs: v.DRAIN_SPREAD_MS,
+      workerThreads: v.WS_WORKER_THREADS,
+      workerStallMs: v.WS_WORKER_STALL_MS,
       idleTimeoutSeconds: v.WS_IDLE_TIMEOUT_S,
       maxPayloadBytes: v.WS_MAX_PAYLOAD_BYTES,
     },

@@ -138,7 +138,9 @@ export function productFromId(id: string): ProductSpec | string {
     const unknown = [base ? null : baseId, quote ? null : quoteId].filter(Boolean).join(', ');
     return `"${id}" uses unknown currency ${unknown} (known: ${[...CURRENCIES.keys()].join(', ')})`;
   }
-  const quoteDecimals = quote.quoteDecimals;
+  const referencePrice = base.referenceUsd / quote.referenceUsd;
+  // Enough price decimals for at least 3 significant digits (DOGE-BTC trades in satoshis).
+  const quoteDecimals = Math.max(quote.quoteDecimals, Math.ceil(-Math.log10(referencePrice)) + 3);
   return {
     id,
     baseCurrency: baseId,
@@ -148,7 +150,7 @@ export function productFromId(id: string): ProductSpec | string {
     quoteIncrement: incrementString(quoteDecimals),
     baseIncrement: incrementString(base.baseDecimals),
     minMarketFunds: quote.referenceUsd >= 0.5 ? '1' : incrementString(quoteDecimals),
-    referencePrice: base.referenceUsd / quote.referenceUsd,
+    referencePrice,
     typicalOrderSize: 2_000 / base.referenceUsd,
   };
 }

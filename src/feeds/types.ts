@@ -42,7 +42,7 @@ export type FeedEvent = SnapshotEvent | BookEvent | TradeEvent;
 
 /** Where a feed source delivers events; implemented by the hub. */
 export interface FeedSink {
-  /** `receivedAt` is performance.now() when the event entered the gateway. */
+  /** `receivedAt` is epochMs() when the event entered the gateway (comparable across threads). */
   onEvent(event: FeedEvent, receivedAt: number): void;
 }
 

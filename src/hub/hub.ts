@@ -1,7 +1,7 @@
 import type { ProductSpec } from '../config/products.js';
 import type { FeedEvent, FeedSink, SnapshotEvent, TradeEvent } from '../feeds/types.js';
 import { canonicalPattern, isZero } from '../market/decimal.js';
-import { isIsoTime, isoMicros, nowMicros } from '../market/time.js';
+import { epochMs, isIsoTime, isoMicros, nowMicros } from '../market/time.js';
 import { type BookChange, type Channel, type PriceLevel, topicOf } from '../market/types.js';
 import { L2Book } from './book.js';
 import {
@@ -52,6 +52,8 @@ export const COINBASE_TIMINGS: Omit<HubTimings, 'statusMs'> = {
   tickerBatchMs: 5_000,
 };
 
+const RESYNC_RETRY_MS = 1_000;
+
 class ProductState {
   readonly book = new L2Book();
   readonly stats: RollingStats;
@@ -61,6 +63,8 @@ class ProductState {
   sequence = 0;
   time = '';
   awaitingSnapshot = true;
+  /** performance.now() of the last snapshot request, to retry without flooding the feed. */
+  lastResyncRequest = Number.NEGATIVE_INFINITY;
   lastTradeId = 0;
   lastTrade: TradeEvent | undefined;
   lastTicker: string | undefined;
@@ -118,9 +122,7 @@ export class Hub implements FeedSink {
     every(this.timings.heartbeatMs, () => this.publishHeartbeats());
     every(this.timings.level2BatchMs, () => this.flushLevel2Batches());
     every(this.timings.tickerBatchMs, () => this.flushTickerBatches());
-    every(this.timings.statusMs, () =>
-      this.sink.publish('status', 'status', this.statusPayload, performance.now()),
-    );
+    every(this.timings.statusMs, () => this.sink.publish('status', 'status', this.statusPayload, epochMs()));
   }
 
   stop(): void {
@@ -224,6 +226,7 @@ export class Hub implements FeedSink {
       return;
     }
     if (state.awaitingSnapshot) {
+      this.requestResync(state);
       this.observer.eventRejected(
         'awaiting_resync',
         state.spec.id,
@@ -249,10 +252,16 @@ export class Hub implements FeedSink {
   /** A rejection that leaves the product's book behind upstream: resynchronise from a snapshot. */
   private reject(state: ProductState, reason: InvalidEventReason, detail: string): void {
     this.observer.eventRejected(reason, state.spec.id, detail);
-    if (!state.awaitingSnapshot) {
-      state.awaitingSnapshot = true;
-      this.requestSnapshot(state.spec.id);
-    }
+    state.awaitingSnapshot = true;
+    this.requestResync(state);
+  }
+
+  /** Asks the feed for a snapshot, at most once per RESYNC_RETRY_MS per product, retrying while events show it is still needed. */
+  private requestResync(state: ProductState): void {
+    const now = performance.now();
+    if (now - state.lastResyncRequest < RESYNC_RETRY_MS) return;
+    state.lastResyncRequest = now;
+    this.requestSnapshot(state.spec.id);
   }
 
   private applySnapshot(state: ProductState, event: SnapshotEvent, receivedAt: number): void {
@@ -265,8 +274,8 @@ export class Hub implements FeedSink {
       return;
     }
     if (!state.book.reset(event.bids, event.asks)) {
-      this.reject(state, 'crossed_book', `snapshot ${event.sequence} is crossed`);
       state.sequence = 0;
+      this.reject(state, 'crossed_book', `snapshot ${event.sequence} is crossed`);
       return;
     }
     state.sequence = event.sequence;
@@ -337,7 +346,7 @@ export class Hub implements FeedSink {
 
   private publishHeartbeats(): void {
     const time = isoMicros(nowMicros());
-    const now = performance.now();
+    const now = epochMs();
     for (const state of this.products.values()) {
       if (state.sequence === 0) continue;
       const id = state.spec.id;

@@ -27,6 +27,8 @@ class BucketWindow {
 
   record(price: string, sizeUnits: number, timeMs: number): void {
     const index = Math.floor(timeMs / this.bucketMs);
+    // A trade timed into a bucket the cached aggregate already closed: recompute on the next read.
+    if (index < this.closedIndex) this.closedIndex = Number.NaN;
     const slot = index % this.count;
     const bucket = this.buckets[slot];
     if (!bucket || bucket.index !== index) {

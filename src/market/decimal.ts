@@ -18,9 +18,14 @@ export function parseUnits(canonical: string): number {
   return Number(canonical.replace('.', ''));
 }
 
-/** Builds a validator for canonical decimals with exactly `decimals` decimals. */
+/**
+ * Builds a validator for canonical decimals with exactly `decimals` decimals, and at most 15
+ * digits in all, so that every accepted value is exactly representable as integer units.
+ */
 export function canonicalPattern(decimals: number): RegExp {
-  return decimals === 0 ? /^(0|[1-9]\d{0,15})$/ : new RegExp(`^(0|[1-9]\\d{0,15})\\.\\d{${decimals}}$`);
+  const integerDigits = Math.max(1, 15 - decimals);
+  const integer = `(0|[1-9]\\d{0,${integerDigits - 1}})`;
+  return new RegExp(decimals === 0 ? `^${integer}$` : `^${integer}\\.\\d{${decimals}}$`);
 }
 
 /** Numeric comparison of two canonical decimals of the same scale. */

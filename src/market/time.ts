@@ -1,3 +1,8 @@
+/** Wall-clock milliseconds with sub-millisecond precision, comparable across threads. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /** Wall-clock time in microseconds since the epoch, with sub-millisecond resolution. */
 export function nowMicros(): number {
   return Math.floor((performance.timeOrigin + performance.now()) * 1000);
@@ -13,5 +18,8 @@ export function isoMicros(epochMicros: number): string {
 const ISO_MICROS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
 export function isIsoTime(value: string): boolean {
-  return ISO_MICROS.test(value) && !Number.isNaN(Date.parse(value));
+  if (!ISO_MICROS.test(value)) return false;
+  const parsed = new Date(value);
+  // Date rolls impossible dates (Feb 30) into the next month; a real date survives the round trip.
+  return !Number.isNaN(parsed.getTime()) && parsed.toISOString().slice(0, 19) === value.slice(0, 19);
 }

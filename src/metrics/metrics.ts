@@ -15,13 +15,23 @@ export interface GatewayMetrics {
   readonly feedEventsTotal: Counter<'source'>;
   readonly feedInvalidEventsTotal: Counter<'reason'>;
   readonly feedToSendLatency: Histogram<'channel'>;
+  readonly workerConnections: Gauge<'worker'>;
+  readonly workerRestartsTotal: Counter<'reason'>;
   /** Adds a source of queued-message counts; ws_message_queue_size is their sum at scrape time. */
   addQueueSource(source: () => number): void;
 }
 
-export function createMetrics(): GatewayMetrics {
+export interface MetricsOptions {
+  /**
+   * Node's process metrics (CPU, memory, event loop of this thread). Only the main thread collects
+   * them, so a process-wide aggregate counts them once.
+   */
+  readonly processMetrics: boolean;
+}
+
+export function createMetrics(options: MetricsOptions = { processMetrics: true }): GatewayMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  if (options.processMetrics) collectDefaultMetrics({ register: registry });
   const queueSources: Array<() => number> = [];
   const registers = [registry];
   new Gauge({
@@ -88,6 +98,18 @@ export function createMetrics(): GatewayMetrics {
       help: 'Time from a feed event entering the gateway to its message being handed to uWebSockets.js, by channel.',
       labelNames: ['channel'],
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    }),
+    workerConnections: new Gauge({
+      name: 'ws_worker_connections',
+      help: 'Open WebSocket connections per worker thread (WS_WORKER_THREADS > 0).',
+      labelNames: ['worker'],
+      registers,
+    }),
+    workerRestartsTotal: new Counter({
+      name: 'ws_worker_restarts_total',
+      help: 'Worker threads replaced after they died, by reason.',
+      labelNames: ['reason'],
       registers,
     }),
     addQueueSource(source) {

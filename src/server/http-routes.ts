@@ -1,6 +1,6 @@
 /**
- * The REST and health endpoints as pure functions of the gateway's state: the transport adapts
- * them to uWebSockets.js. Shapes follow the Coinbase Exchange REST API.
+ * The REST and readiness endpoints as pure functions of the gateway's state, answered where the
+ * hub lives. Shapes follow the Coinbase Exchange REST API.
  */
 
 export interface HttpReply {
@@ -21,6 +21,17 @@ export interface Readiness {
   notReadyReason(): string | undefined;
 }
 
+/** A parsed HTTP request the transport cannot answer by itself: the market state lives with the hub. */
+export type HttpQuery =
+  | { readonly route: 'products' }
+  | {
+      readonly route: 'product';
+      readonly productId: string;
+      readonly resource: string;
+      readonly level: string;
+    }
+  | { readonly route: 'readyz' };
+
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
   400: '400 Bad Request',
@@ -33,47 +44,50 @@ export function statusLine(status: number): string {
 }
 
 const json = (status: number, value: unknown): HttpReply => ({ status, body: JSON.stringify(value) });
-const notFound = (): HttpReply => json(404, { message: 'NotFound' });
 
-export function productRoute(
-  views: MarketViews,
-  productId: string,
-  resource: string,
-  level: string,
-): HttpReply {
+export const NOT_FOUND: HttpReply = json(404, { message: 'NotFound' });
+export const DRAINING: HttpReply = json(503, { status: 'not_ready', reason: 'draining' });
+
+export function healthRoute(healthy: boolean): HttpReply {
+  return healthy
+    ? json(200, { status: 'ok' })
+    : json(503, { status: 'unhealthy', reason: 'a worker thread is stuck' });
+}
+
+export function answerHttp(query: HttpQuery, views: MarketViews, readiness: Readiness): HttpReply {
+  switch (query.route) {
+    case 'products':
+      return json(200, views.restProducts());
+    case 'product':
+      return productRoute(views, query.productId, query.resource, query.level);
+    case 'readyz': {
+      const reason = readiness.notReadyReason();
+      return reason === undefined
+        ? json(200, { status: 'ready' })
+        : json(503, { status: 'not_ready', reason });
+    }
+  }
+}
+
+function productRoute(views: MarketViews, productId: string, resource: string, level: string): HttpReply {
   switch (resource) {
     case '': {
       const product = views.restProduct(productId);
-      return product ? json(200, product) : notFound();
+      return product ? json(200, product) : NOT_FOUND;
     }
     case 'book': {
       const parsedLevel = level === '' ? 1 : Number(level);
       if (parsedLevel !== 1 && parsedLevel !== 2) {
-        return json(400, { message: `Invalid level ${JSON.stringify(level)}: expected 1 or 2` });
+        return json(400, { message: `Invalid level ${JSON.stringify(level.slice(0, 16))}: expected 1 or 2` });
       }
       const book = views.restBook(productId, parsedLevel);
-      return book ? json(200, book) : notFound();
+      return book ? json(200, book) : NOT_FOUND;
     }
     case 'ticker': {
       const ticker = views.restTicker(productId);
-      return ticker ? json(200, ticker) : notFound();
+      return ticker ? json(200, ticker) : NOT_FOUND;
     }
     default:
-      return notFound();
+      return NOT_FOUND;
   }
 }
-
-export function productsRoute(views: MarketViews): HttpReply {
-  return json(200, views.restProducts());
-}
-
-export function readinessRoute(readiness: Readiness): HttpReply {
-  const reason = readiness.notReadyReason();
-  return reason === undefined ? json(200, { status: 'ready' }) : json(503, { status: 'not_ready', reason });
-}
-
-export function healthRoute(): HttpReply {
-  return json(200, { status: 'ok' });
-}
-
-export { notFound };

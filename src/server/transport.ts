@@ -10,18 +10,15 @@ import {
   type DisconnectReason,
   encodeClientError,
 } from '../errors/catalogue.js';
-import type { PublicationSink } from '../hub/hub.js';
+import { epochMs } from '../market/time.js';
 import { CHANNELS, type Channel, topicOf } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import {
+  DRAINING,
+  type HttpQuery,
   type HttpReply,
   healthRoute,
-  type MarketViews,
-  notFound,
-  productRoute,
-  productsRoute,
-  type Readiness,
-  readinessRoute,
+  NOT_FOUND,
   statusLine,
 } from './http-routes.js';
 
@@ -33,15 +30,27 @@ export interface TransportOptions {
   readonly subscribeTimeoutMs: number;
 }
 
-/** What the transport needs from the rest of the gateway. */
+/**
+ * The transport's view of the market: the hub itself on the main thread, or a proxy to it from a
+ * worker thread. Replies may be synchronous or asynchronous.
+ */
+export interface MarketAccess extends ProductCatalogue {
+  /**
+   * Calls `deliver` with the messages a new subscriber gets first, at a point in the stream where
+   * subscribing to the topic at once yields exactly the updates that follow them.
+   */
+  requestInitial(channel: Channel, productId: string, deliver: (messages: readonly string[]) => void): void;
+  http(query: HttpQuery): HttpReply | Promise<HttpReply>;
+  metrics(): Promise<HttpReply>;
+}
+
 export interface TransportDeps {
   readonly uws: typeof uWS;
-  readonly catalogue: ProductCatalogue;
-  readonly initialMessages: (channel: Channel, productId: string) => readonly string[];
-  readonly views: MarketViews;
-  readonly readiness: Readiness;
+  readonly market: MarketAccess;
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
+  /** Liveness of the whole process (false once a worker thread is stuck); /healthz reports it. */
+  readonly healthy: () => boolean;
 }
 
 interface Connection {
@@ -50,6 +59,8 @@ interface Connection {
   /** Set when the gateway decides to close, so the close handler counts the right reason. */
   closeReason: DisconnectReason | undefined;
   closed: boolean;
+  /** Topic → token of the latest attach still waiting for its initial messages. */
+  readonly pendingAttaches: Map<string, number>;
 }
 
 /** uWS apps have close() since v20.3; the shipped typings omit it. */
@@ -58,12 +69,13 @@ type ClosableApp = TemplatedApp & { close(): void };
 const DECODER = new TextDecoder();
 const SUBSCRIBE_SWEEP_MS = 100;
 const DRAIN_SLICE_MS = 50;
+let attachTokens = 0;
 
 /**
- * The only module that talks to uWebSockets.js: WebSocket connections, topic publishing, and the
- * HTTP endpoints. Protocol logic lives in ClientSession; market state in the hub.
+ * The only module that talks to uWebSockets.js: WebSocket connections, topic publishing and the
+ * HTTP endpoints. Protocol logic lives in ClientSession, market state behind MarketAccess.
  */
-export class Transport implements PublicationSink {
+export class Transport {
   private readonly app: ClosableApp;
   private readonly open = new Set<WebSocket<Connection>>();
   /** Connections awaiting their first subscribe, in connection order (so deadlines are ordered too). */
@@ -90,15 +102,13 @@ export class Transport implements PublicationSink {
     this.registerHttp();
   }
 
-  /** Starts listening; resolves with the bound port. */
-  listen(): Promise<number> {
+  /** Starts listening on `port` (0: a free one); resolves with the bound port. */
+  listen(port = this.options.port): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.app.listen(this.options.host, this.options.port, (socket) => {
+      this.app.listen(this.options.host, port, (socket) => {
         if (!socket) {
           reject(
-            new Error(
-              `cannot listen on ${this.options.host}:${this.options.port} (address in use or not permitted)`,
-            ),
+            new Error(`cannot listen on ${this.options.host}:${port} (address in use or not permitted)`),
           );
           return;
         }
@@ -114,16 +124,13 @@ export class Transport implements PublicationSink {
     return this.open.size;
   }
 
-  isDraining(): boolean {
-    return this.draining;
-  }
-
-  publish(topic: string, channel: Channel, payload: string, receivedAt: number): void {
+  /** Hands one serialised message to every subscriber of its topic (uWS writes it, no JS per subscriber). */
+  publish(topic: string, channel: Channel, payload: string | Uint8Array, receivedAtEpochMs: number): void {
     const subscribers = this.app.numSubscribers(topic);
     if (subscribers === 0) return;
     this.app.publish(topic, payload, false, false);
     this.sentByChannel.get(channel)!.inc(subscribers);
-    this.latencyByChannel.get(channel)!.observe((performance.now() - receivedAt) / 1000);
+    this.latencyByChannel.get(channel)!.observe((epochMs() - receivedAtEpochMs) / 1000);
   }
 
   /**
@@ -158,6 +165,7 @@ export class Transport implements PublicationSink {
   close(): void {
     clearInterval(this.sweepTimer);
     clearTimeout(this.drainTimer);
+    this.draining = true;
     this.app.close();
   }
 
@@ -176,7 +184,9 @@ export class Transport implements PublicationSink {
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
         if (this.draining) {
-          res.cork(() => res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '1').end());
+          res.cork(() => {
+            res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '1').end();
+          });
           return;
         }
         const connection: Connection = {
@@ -184,6 +194,7 @@ export class Transport implements PublicationSink {
           openedAt: performance.now(),
           closeReason: undefined,
           closed: false,
+          pendingAttaches: new Map(),
         };
         res.upgrade(
           connection,
@@ -195,7 +206,7 @@ export class Transport implements PublicationSink {
       },
       open: (ws) => {
         const connection = ws.getUserData();
-        connection.session = new ClientSession(this.connectionAdapter(ws), this.deps.catalogue, {
+        connection.session = new ClientSession(this.connectionAdapter(ws), this.deps.market, {
           subscriptionsChanged: (channel, delta) => metrics.subscriptions.labels(channel).inc(delta),
           errorSent: (code) => metrics.clientErrorsTotal.labels(code).inc(),
         });
@@ -224,23 +235,31 @@ export class Transport implements PublicationSink {
   }
 
   private connectionAdapter(ws: WebSocket<Connection>) {
+    const connection = ws.getUserData();
     return {
       sendControl: (payload: string) => {
         ws.send(payload, false, false);
         this.controlSent.inc();
       },
       attach: (channel: Channel, productId: string) => {
-        const initial = this.deps.initialMessages(channel, productId);
-        // The hub publishes synchronously, so nothing can be published between the snapshot and
-        // the subscribe: the client gets every update after the snapshot's sequence exactly once.
-        ws.cork(() => {
-          for (const payload of initial) ws.send(payload, false, false);
+        const topic = topicOf(channel, productId);
+        const token = ++attachTokens;
+        connection.pendingAttaches.set(topic, token);
+        this.deps.market.requestInitial(channel, productId, (initial) => {
+          // The client may have left, unsubscribed, or re-subscribed while we waited.
+          if (connection.closed || connection.pendingAttaches.get(topic) !== token) return;
+          connection.pendingAttaches.delete(topic);
+          ws.cork(() => {
+            for (const payload of initial) ws.send(payload, false, false);
+          });
+          if (initial.length > 0) this.sentByChannel.get(channel)!.inc(initial.length);
+          ws.subscribe(topic);
         });
-        if (initial.length > 0) this.sentByChannel.get(channel)!.inc(initial.length);
-        ws.subscribe(topicOf(channel, productId));
       },
       detach: (channel: Channel, productId: string) => {
-        ws.unsubscribe(topicOf(channel, productId));
+        const topic = topicOf(channel, productId);
+        connection.pendingAttaches.delete(topic);
+        ws.unsubscribe(topic);
       },
     };
   }
@@ -270,51 +289,56 @@ export class Transport implements PublicationSink {
   }
 
   private registerHttp(): void {
-    const { views, readiness } = this.deps;
-    const reply = (res: HttpResponse, result: HttpReply): void => {
-      res.cork(() => {
-        res
-          .writeStatus(statusLine(result.status))
-          .writeHeader('Content-Type', result.contentType ?? 'application/json')
-          .end(result.body);
-      });
-    };
+    const market = this.deps.market;
     this.app
-      .get('/healthz', (res) => reply(res, healthRoute()))
+      .get('/healthz', (res) => this.reply(res, healthRoute(this.deps.healthy())))
       .get('/readyz', (res) =>
-        reply(
-          res,
-          this.draining
-            ? { status: 503, body: '{"status":"not_ready","reason":"draining"}' }
-            : readinessRoute(readiness),
-        ),
+        this.answer(res, () => (this.draining ? DRAINING : market.http({ route: 'readyz' }))),
       )
-      .get('/metrics', (res) => this.serveMetrics(res, reply))
-      .get('/products', (res) => reply(res, productsRoute(views)))
-      .get('/products/:id', (res, req) => reply(res, productRoute(views, req.getParameter(0), '', '')))
-      .get('/products/:id/:resource', (res, req) =>
-        reply(
-          res,
-          productRoute(views, req.getParameter(0), req.getParameter(1), req.getQuery('level') ?? ''),
-        ),
-      )
-      .any('/*', (res) => reply(res, notFound()));
+      .get('/metrics', (res) => this.answer(res, () => market.metrics()))
+      .get('/products', (res) => this.answer(res, () => market.http({ route: 'products' })))
+      .get('/products/:id', (res, req) => {
+        const productId = req.getParameter(0);
+        this.answer(res, () => market.http({ route: 'product', productId, resource: '', level: '' }));
+      })
+      .get('/products/:id/:resource', (res, req) => {
+        // uWS requests live only during this callback: copy what is needed before any await.
+        const productId = req.getParameter(0);
+        const resource = req.getParameter(1);
+        const level = req.getQuery('level') ?? '';
+        this.answer(res, () => market.http({ route: 'product', productId, resource, level }));
+      })
+      .any('/*', (res) => this.reply(res, NOT_FOUND));
   }
 
-  private serveMetrics(res: HttpResponse, reply: (res: HttpResponse, result: HttpReply) => void): void {
+  /** Answers now if the reply is ready, or later with uWS's abort handling if it is a promise. */
+  private answer(res: HttpResponse, produce: () => HttpReply | Promise<HttpReply>): void {
+    const result = produce();
+    if (!(result instanceof Promise)) {
+      this.reply(res, result);
+      return;
+    }
     let aborted = false;
     res.onAborted(() => {
       aborted = true;
     });
-    const { registry } = this.deps.metrics;
-    registry.metrics().then(
-      (body) => {
-        if (!aborted) reply(res, { status: 200, body, contentType: registry.contentType });
+    result.then(
+      (reply) => {
+        if (!aborted) this.reply(res, reply);
       },
       (error: unknown) => {
-        this.deps.logger.error({ err: error }, 'metrics collection failed');
-        if (!aborted) reply(res, { status: 503, body: '{"message":"metrics unavailable"}' });
+        this.deps.logger.error({ err: error }, 'HTTP handler failed');
+        if (!aborted) this.reply(res, { status: 503, body: '{"message":"unavailable"}' });
       },
     );
+  }
+
+  private reply(res: HttpResponse, result: HttpReply): void {
+    res.cork(() => {
+      res
+        .writeStatus(statusLine(result.status))
+        .writeHeader('Content-Type', result.contentType ?? 'application/json')
+        .end(result.body);
+    });
   }
 }

@@ -1,7 +1,15 @@
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
-import { type Gateway, startGateway } from '../../src/gateway.js';
+import type { Gateway } from '../../src/gateway.js';
 import { nativeUws } from '../../src/server/uws.js';
+
+/**
+ * Integration tests run the built gateway (dist/, built by `pretest`), as users do: worker threads
+ * load dist/src/workers/worker-thread.js, which exists only there.
+ */
+const built: typeof import('../../src/gateway.js') = await import(
+  new URL('../../dist/src/gateway.js', import.meta.url).href
+);
 
 export interface TestGateway {
   readonly gateway: Gateway;
@@ -14,9 +22,16 @@ export interface TestGateway {
 
 /** Starts a real gateway (real uWS, port 0) in this process with the given environment. */
 export async function startTestGateway(env: Record<string, string> = {}): Promise<TestGateway> {
-  const result = loadConfig({ HOST: '127.0.0.1', PORT: '0', SIM_SEED: '42', LOG_LEVEL: 'silent', ...env });
+  const result = loadConfig({
+    HOST: '127.0.0.1',
+    PORT: '0',
+    SIM_SEED: '42',
+    LOG_LEVEL: 'silent',
+    WS_WORKER_THREADS: '0',
+    ...env,
+  });
   if (!result.ok) throw new Error(result.errors.join('\n'));
-  const gateway = await startGateway(result.config, pino({ level: 'silent' }), nativeUws());
+  const gateway = await built.startGateway(result.config, pino({ level: 'silent' }), nativeUws());
   const httpUrl = `http://127.0.0.1:${gateway.port}`;
   return {
     gateway,
@@ -43,4 +58,21 @@ export function readMetric(text: string, name: string, labels = ''): number | un
     if (line.startsWith(`${wanted} `)) return Number(line.slice(wanted.length + 1));
   }
   return undefined;
+}
+
+/** GET over a fresh TCP connection, so the kernel may route it to any worker (no keep-alive reuse). */
+export async function getFresh(url: string): Promise<{ status: number; body: string }> {
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => {
+        body += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -144,12 +144,15 @@ export class MarketModel {
       price = side === this.bids ? Math.min(price, opposite - 1) : Math.max(price, opposite + 1);
     }
     price = Math.max(1, price);
+    // An ask at one tick leaves no price for a bid: the market falls back to a cancel.
+    if (side === this.bids && opposite !== undefined && price >= opposite) return this.cancelRandom(time);
     side.add(price, { id: this.random.uuid(), lots: this.orderLots() });
     return this.bookEvent(side, price, time);
   }
 
   private cancelRandom(time: string): BookEvent {
-    const side = this.random.next() < 0.5 ? this.bids : this.asks;
+    const preferred = this.random.next() < 0.5 ? this.bids : this.asks;
+    const side = preferred.prices.length > 0 ? preferred : preferred === this.bids ? this.asks : this.bids;
     // Favour the outer levels, as real cancels do, so the book stays centred on the mid.
     const index = Math.min(
       side.prices.length - 1,

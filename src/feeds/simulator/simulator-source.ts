@@ -1,5 +1,5 @@
 import type { ProductSpec } from '../../config/products.js';
-import { isoMicros, nowMicros } from '../../market/time.js';
+import { epochMs, isoMicros, nowMicros } from '../../market/time.js';
 import type { FeedSink, FeedSource } from '../types.js';
 import { MarketModel } from './market.js';
 import { Random } from './random.js';
@@ -37,7 +37,7 @@ export class SimulatorSource implements FeedSource {
   async start(sink: FeedSink): Promise<void> {
     this.sink = sink;
     const time = isoMicros(nowMicros());
-    for (const market of this.markets) sink.onEvent(market.snapshot(time), performance.now());
+    for (const market of this.markets) sink.onEvent(market.snapshot(time), epochMs());
     this.lastTick = performance.now();
     this.timer = setInterval(() => this.tick(), this.tickMs);
   }
@@ -55,7 +55,7 @@ export class SimulatorSource implements FeedSource {
     const market = this.markets.find((m) => m.spec.id === productId);
     // Deferred: the hub asks from inside its own event handling.
     setImmediate(() => {
-      if (market && this.sink) this.sink.onEvent(market.snapshot(isoMicros(nowMicros())), performance.now());
+      if (market && this.sink) this.sink.onEvent(market.snapshot(isoMicros(nowMicros())), epochMs());
     });
   }
 
@@ -67,9 +67,10 @@ export class SimulatorSource implements FeedSource {
     this.due = Math.min(this.due - steps, 1);
     if (steps === 0 || !this.sink) return;
     const time = isoMicros(nowMicros());
+    const receivedAt = epochMs();
     for (let i = 0; i < steps; i++) {
       for (const market of this.markets) {
-        for (const event of market.step(time)) this.sink.onEvent(event, now);
+        for (const event of market.step(time)) this.sink.onEvent(event, receivedAt);
       }
     }
   }

@@ -1,0 +1,335 @@
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { PublicationSink } from '../hub/hub.js';
+import type { Channel } from '../market/types.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
+import type { HttpQuery, HttpReply } from '../server/http-routes.js';
+import type { TransportOptions } from '../server/transport.js';
+import {
+  BatchEncoder,
+  CONTROL,
+  type MainToWorker,
+  type WorkerStartData,
+  type WorkerToMain,
+} from './protocol.js';
+
+export interface WorkerPoolOptions {
+  readonly threads: number;
+  readonly transport: TransportOptions;
+  readonly productIds: readonly string[];
+  readonly logLevel: string;
+  /** A worker whose event loop has not ticked for this long is declared stuck. */
+  readonly stallMs: number;
+}
+
+/** What the pool needs from the main thread's market (the hub), all synchronous. */
+export interface PoolMarket {
+  initialMessages(channel: Channel, productId: string): readonly string[];
+  http(query: HttpQuery): HttpReply;
+}
+
+interface Slot {
+  worker: Worker;
+  listening: boolean;
+  stalled: boolean;
+  lastTick: number;
+  lastTickAt: number;
+}
+
+type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+const COLLECT_TIMEOUT_MS = 1_000;
+const STALL_CHECK_MS = 250;
+
+/**
+ * The main thread's side of the worker pool: starts WS_WORKER_THREADS uWS workers on one port,
+ * fans every publication out to each of them in one batch per event-loop turn, answers their
+ * requests from the hub, aggregates their metrics, and replaces a worker that dies.
+ */
+export class WorkerPool implements PublicationSink {
+  private readonly slots: Slot[] = [];
+  private readonly batch = new BatchEncoder();
+  private readonly liveness: Int32Array;
+  private readonly inflight: Int32Array;
+  private readonly control: Int32Array;
+  private readonly collections = new Map<number, (json: MetricsJson | undefined) => void>();
+  private flushScheduled = false;
+  private port = 0;
+  private stopping = false;
+  private nextCollection = 0;
+  private watchdog: NodeJS.Timeout | undefined;
+  /** Test hook callbacks, run when the replacement for a worker index listens. */
+  private readonly replacements = new Map<number, () => void>();
+
+  constructor(
+    private readonly options: WorkerPoolOptions,
+    private readonly market: PoolMarket,
+    private readonly metrics: GatewayMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.liveness = new Int32Array(new SharedArrayBuffer(4 * options.threads));
+    this.inflight = new Int32Array(new SharedArrayBuffer(4 * options.threads));
+    this.control = new Int32Array(new SharedArrayBuffer(4 * CONTROL.length));
+    Atomics.store(this.control, CONTROL.healthy, 1);
+    metrics.addQueueSource(() => this.queuedMessages());
+  }
+
+  /** Starts every worker listening on the one port (uSockets sets SO_REUSEPORT on a non-zero port). */
+  async start(): Promise<number> {
+    // uSockets sets SO_REUSEPORT only when given a port, so PORT=0 is resolved to a free port first.
+    this.port = this.options.transport.port || (await freePort(this.options.transport.host));
+    for (let i = 0; i < this.options.threads; i++) await this.spawn(i, this.port);
+    this.watchdog = setInterval(() => this.checkLiveness(), STALL_CHECK_MS);
+    this.watchdog.unref();
+    return this.port;
+  }
+
+  /** Publications waiting for this turn's batch plus those handed to workers and not yet published. */
+  queuedMessages(): number {
+    let total = this.batch.size;
+    for (let i = 0; i < this.options.threads; i++) total += Atomics.load(this.inflight, i);
+    return total;
+  }
+
+  publish(topic: string, channel: Channel, payload: string, receivedAtEpochMs: number): void {
+    this.batch.add(topic, channel, payload, receivedAtEpochMs);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Hands the pending batch to every worker: one postMessage per worker per turn. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.batch.size === 0) return;
+    const { data, count } = this.batch.take();
+    const message: MainToWorker = { kind: 'batch', data, count };
+    for (const [index, slot] of this.slots.entries()) {
+      if (!slot.listening || slot.stalled) continue;
+      Atomics.add(this.inflight, index, count);
+      slot.worker.postMessage(message);
+    }
+  }
+
+  /** Process-wide metrics: every live worker's registry plus the main thread's, summed. */
+  async metricsText(): Promise<HttpReply> {
+    const own = await this.metrics.registry.getMetricsAsJSON();
+    const fromWorkers = await Promise.all(this.slots.map((slot) => this.collect(slot)));
+    const registry = AggregatorRegistry.aggregate([own, ...fromWorkers.filter((m) => m !== undefined)]);
+    return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
+  }
+
+  /** Drains every worker (1001 to its clients, spread over `spreadMs`) and waits for the threads to end. */
+  async drain(spreadMs: number): Promise<void> {
+    await this.stopAll({ kind: 'drain', spreadMs });
+  }
+
+  /** Closes every worker's app at once and waits for the threads to end. */
+  async close(): Promise<void> {
+    await this.stopAll({ kind: 'close' });
+  }
+
+  /**
+   * Synchronous last resort for the shutdown deadline and a second signal, which exit right after:
+   * asks every worker to close its uWS app and blocks until they have (or `waitMs` passes), because
+   * a process that exits while a worker holds uWS handles aborts natively.
+   */
+  closeNow(waitMs = 2_000): void {
+    this.stopping = true;
+    clearInterval(this.watchdog);
+    const closedBefore = Atomics.load(this.control, CONTROL.closed);
+    const live = this.slots.filter((slot) => !slot.stalled);
+    for (const slot of live) slot.worker.postMessage({ kind: 'close' } satisfies MainToWorker);
+    const deadline = performance.now() + waitMs;
+    for (;;) {
+      const closed = Atomics.load(this.control, CONTROL.closed);
+      const left = deadline - performance.now();
+      if (closed - closedBefore >= live.length || left <= 0) return;
+      Atomics.wait(this.control, CONTROL.closed, closed, left);
+    }
+  }
+
+  /**
+   * Test hook (in-process only): makes worker `index` fail as an uncaught exception would.
+   * Resolves with the milliseconds from the failure to its replacement listening.
+   */
+  injectFault(index: number): Promise<number> {
+    const slot = this.slots[index];
+    if (!slot) return Promise.reject(new Error(`no worker ${index}`));
+    const replaced = new Promise<number>((resolve) => {
+      slot.worker.once('exit', () => {
+        const diedAt = performance.now();
+        this.replacements.set(index, () => resolve(performance.now() - diedAt));
+      });
+    });
+    slot.worker.postMessage({ kind: 'fault', fault: 'crash' } satisfies MainToWorker);
+    return replaced;
+  }
+
+  private async stopAll(message: MainToWorker): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.watchdog);
+    const exits = this.slots.map(
+      (slot) =>
+        new Promise<void>((resolve) =>
+          slot.worker.threadId < 0 ? resolve() : slot.worker.once('exit', () => resolve()),
+        ),
+    );
+    for (const slot of this.slots) slot.worker.postMessage(message);
+    await Promise.all(exits);
+  }
+
+  private spawn(index: number, port: number): Promise<number> {
+    const start: WorkerStartData = {
+      index,
+      transport: this.options.transport,
+      productIds: this.options.productIds,
+      logLevel: this.options.logLevel,
+      liveness: this.liveness.buffer as SharedArrayBuffer,
+      inflight: this.inflight.buffer as SharedArrayBuffer,
+      control: this.control.buffer as SharedArrayBuffer,
+    };
+    const worker = new Worker(new URL('./worker-thread.js', import.meta.url), { workerData: start });
+    const slot: Slot = {
+      worker,
+      listening: false,
+      stalled: false,
+      lastTick: 0,
+      lastTickAt: performance.now(),
+    };
+    this.slots[index] = slot;
+    Atomics.store(this.inflight, index, 0);
+    worker.on('message', (message: WorkerToMain) => this.onMessage(slot, message));
+    worker.on('error', (error) => this.logger.error({ err: error, worker: index }, 'worker error'));
+    worker.on('exit', (code) => this.onExit(index, slot, code));
+    return new Promise((resolve, reject) => {
+      const onListening = (message: WorkerToMain) => {
+        if (message.kind === 'listening') {
+          slot.listening = true;
+          resolve(message.port);
+        } else if (message.kind === 'listen-failed') {
+          reject(new Error(`worker ${index}: ${message.error}`));
+        } else {
+          return;
+        }
+        worker.off('message', onListening);
+      };
+      worker.on('message', onListening);
+      worker.once('online', () => worker.postMessage({ kind: 'listen', port } satisfies MainToWorker));
+    });
+  }
+
+  private onExit(index: number, slot: Slot, code: number): void {
+    Atomics.store(this.inflight, index, 0);
+    if (this.stopping || this.slots[index] !== slot) return;
+    this.logger.error(
+      { worker: index, exitCode: code },
+      'worker thread died; its clients were disconnected; replacing it',
+    );
+    this.metrics.workerRestartsTotal.labels('died').inc();
+    this.spawn(index, this.port).then(
+      () => {
+        this.logger.info({ worker: index, port: this.port }, 'replacement worker listening');
+        this.replacements.get(index)?.();
+        this.replacements.delete(index);
+      },
+      (error: unknown) =>
+        this.logger.error({ err: error, worker: index }, 'replacement worker failed to listen'),
+    );
+  }
+
+  private onMessage(slot: Slot, message: WorkerToMain): void {
+    switch (message.kind) {
+      case 'initial':
+        // Everything published before this point must reach the worker before the snapshot does,
+        // and nothing after it: flush, then answer on the same ordered channel.
+        this.flush();
+        slot.worker.postMessage({
+          kind: 'initial',
+          id: message.id,
+          messages: this.market.initialMessages(message.channel, message.productId),
+        } satisfies MainToWorker);
+        return;
+      case 'http':
+        slot.worker.postMessage({
+          kind: 'reply',
+          id: message.id,
+          reply: this.market.http(message.query),
+        } satisfies MainToWorker);
+        return;
+      case 'metrics':
+        void this.metricsText().then(
+          (reply) => slot.worker.postMessage({ kind: 'reply', id: message.id, reply } satisfies MainToWorker),
+          (error: unknown) => {
+            this.logger.error({ err: error }, 'metrics aggregation failed');
+            const reply: HttpReply = { status: 503, body: '{"message":"metrics unavailable"}' };
+            slot.worker.postMessage({ kind: 'reply', id: message.id, reply } satisfies MainToWorker);
+          },
+        );
+        return;
+      case 'collected':
+        this.collections.get(message.id)?.(message.metrics as MetricsJson);
+        return;
+      case 'listening':
+      case 'listen-failed':
+        return;
+    }
+  }
+
+  /** A worker's registry, or undefined if it does not answer in time (dying, stuck): a scrape always answers. */
+  private collect(slot: Slot): Promise<MetricsJson | undefined> {
+    if (!slot.listening || slot.stalled) return Promise.resolve(undefined);
+    const id = ++this.nextCollection;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(undefined), COLLECT_TIMEOUT_MS);
+      const finish = (json: MetricsJson | undefined) => {
+        clearTimeout(timer);
+        this.collections.delete(id);
+        resolve(json);
+      };
+      this.collections.set(id, finish);
+      slot.worker.once('exit', () => finish(undefined));
+      slot.worker.postMessage({ kind: 'collect', id } satisfies MainToWorker);
+    });
+  }
+
+  /**
+   * A worker whose loop is stuck cannot be replaced: terminating a thread that holds uWS handles
+   * aborts the whole process (Node's uv_loop_close check). So it is isolated instead (no more
+   * batches, so no unbounded queue) and the process reports itself unhealthy on /healthz, for the
+   * orchestrator to restart it while the other workers keep serving.
+   */
+  private checkLiveness(): void {
+    const now = performance.now();
+    for (const [index, slot] of this.slots.entries()) {
+      const tick = Atomics.load(this.liveness, index);
+      if (tick !== slot.lastTick) {
+        slot.lastTick = tick;
+        slot.lastTickAt = now;
+        continue;
+      }
+      if (!slot.listening || slot.stalled || now - slot.lastTickAt < this.options.stallMs) continue;
+      slot.stalled = true;
+      Atomics.store(this.control, CONTROL.healthy, 0);
+      this.metrics.workerRestartsTotal.labels('stalled').inc();
+      this.logger.fatal(
+        { worker: index, stalledMs: Math.round(now - slot.lastTickAt) },
+        'worker thread is stuck',
+      );
+    }
+  }
+}
+
+async function freePort(host: string): Promise<number> {
+  const server = createServer();
+  server.listen(0, host);
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}

@@ -1,0 +1,136 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { createLogger } from '../logging/logger.js';
+import { createMetrics } from '../metrics/metrics.js';
+import type { HttpReply } from '../server/http-routes.js';
+import { type MarketAccess, Transport } from '../server/transport.js';
+import { nativeUws } from '../server/uws.js';
+import {
+  CONTROL,
+  decodeBatch,
+  type MainToWorker,
+  type WorkerStartData,
+  type WorkerToMain,
+} from './protocol.js';
+
+/**
+ * A worker thread: one uWS app on the shared port, serving its share of the connections. The
+ * market lives on the main thread; this thread publishes the batches it receives and asks the
+ * main thread for initial messages, REST answers and the process-wide metrics.
+ */
+
+const port = parentPort!;
+const start = workerData as WorkerStartData;
+const logger = createLogger(start.logLevel, { worker: start.index });
+const metrics = createMetrics({ processMetrics: false });
+const liveness = new Int32Array(start.liveness);
+const inflight = new Int32Array(start.inflight);
+const control = new Int32Array(start.control);
+const products = new Set(start.productIds);
+const workerLabel = metrics.workerConnections.labels(String(start.index));
+
+let nextId = 0;
+const pendingInitial = new Map<number, (messages: readonly string[]) => void>();
+const pendingReplies = new Map<number, (reply: HttpReply) => void>();
+
+function post(message: WorkerToMain): void {
+  port.postMessage(message);
+}
+
+function ask(message: (id: number) => WorkerToMain): Promise<HttpReply> {
+  const id = ++nextId;
+  return new Promise((resolve) => {
+    pendingReplies.set(id, resolve);
+    post(message(id));
+  });
+}
+
+const market: MarketAccess = {
+  hasProduct: (productId) => products.has(productId),
+  requestInitial(channel, productId, deliver) {
+    const id = ++nextId;
+    pendingInitial.set(id, deliver);
+    post({ kind: 'initial', id, channel, productId });
+  },
+  http: (query) => ask((id) => ({ kind: 'http', id, query })),
+  metrics: () => ask((id) => ({ kind: 'metrics', id })),
+};
+
+const transport = new Transport(start.transport, {
+  uws: nativeUws(),
+  market,
+  metrics,
+  logger,
+  healthy: () => Atomics.load(control, CONTROL.healthy) === 1,
+});
+
+// The main thread watches this tick: a worker whose event loop is stuck stops bumping it.
+const livenessTimer = setInterval(() => Atomics.add(liveness, start.index, 1), 100);
+
+const connectionsTimer = setInterval(() => {
+  workerLabel.set(transport.connectionCount);
+}, 1_000);
+
+/** Closes the uWS app before the thread ends: a thread that ends with uWS handles open aborts the process. */
+function finish(code: number): never {
+  clearInterval(livenessTimer);
+  clearInterval(connectionsTimer);
+  transport.close();
+  Atomics.add(control, CONTROL.closed, 1);
+  Atomics.notify(control, CONTROL.closed);
+  process.exit(code);
+}
+
+process.on('uncaughtException', (error) => {
+  logger.error({ err: error }, 'worker failed; closing its connections');
+  finish(1);
+});
+process.on('unhandledRejection', (error) => {
+  logger.error({ err: error }, 'worker failed (unhandled rejection); closing its connections');
+  finish(1);
+});
+
+port.on('message', (message: MainToWorker) => {
+  switch (message.kind) {
+    case 'batch':
+      decodeBatch(message.data, (topic, channel, payload, receivedAt) =>
+        transport.publish(topic, channel, payload, receivedAt),
+      );
+      Atomics.sub(inflight, start.index, message.count);
+      return;
+    case 'initial': {
+      const deliver = pendingInitial.get(message.id);
+      pendingInitial.delete(message.id);
+      deliver?.(message.messages);
+      return;
+    }
+    case 'reply': {
+      const resolve = pendingReplies.get(message.id);
+      pendingReplies.delete(message.id);
+      resolve?.(message.reply);
+      return;
+    }
+    case 'collect':
+      workerLabel.set(transport.connectionCount);
+      void metrics.registry
+        .getMetricsAsJSON()
+        .then((json) => post({ kind: 'collected', id: message.id, metrics: json }));
+      return;
+    case 'listen':
+      transport.listen(message.port).then(
+        (bound) => post({ kind: 'listening', port: bound }),
+        (error: Error) => post({ kind: 'listen-failed', error: error.message }),
+      );
+      return;
+    case 'drain':
+      void transport.drain(message.spreadMs).then(() => finish(0));
+      return;
+    case 'close':
+      finish(0);
+      return;
+    case 'fault':
+      setImmediate(() => {
+        throw new Error('injected worker fault (test hook)');
+      });
+      return;
+  }
+});

@@ -1,0 +1,130 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { BookReplica } from '../support/book-replica.js';
+import { getFresh, readMetric, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { type Message, TestClient } from '../support/ws-client.js';
+
+let gw: TestGateway | undefined;
+afterEach(async () => {
+  await gw?.stop();
+  gw = undefined;
+});
+
+async function connectSpread(gateway: TestGateway, threads: number, count: number): Promise<TestClient[]> {
+  const clients = await Promise.all(Array.from({ length: count }, () => TestClient.connect(gateway.wsUrl)));
+  // Every worker must serve some of them (SO_REUSEPORT hashes each connection to one worker).
+  const text = (await getFresh(`${gateway.httpUrl}/metrics`)).body;
+  for (let worker = 0; worker < threads; worker++) {
+    expect(
+      readMetric(text, 'ws_worker_connections', `worker="${worker}"`),
+      `worker ${worker}`,
+    ).toBeGreaterThan(0);
+  }
+  return clients;
+}
+
+/** Level2 messages after the snapshot must have consecutive sequences: nothing missed or doubled. */
+function expectConsecutive(messages: Message[]): number {
+  const sequences = messages
+    .filter((m) => m.type === 'snapshot' || m.type === 'l2update')
+    .map((m) => m.sequence as number);
+  for (let i = 1; i < sequences.length; i++) expect(sequences[i]).toBe(sequences[i - 1]! + 1);
+  return sequences.length;
+}
+
+describe.each([2, 3])('WS_WORKER_THREADS=%i', (threads) => {
+  it('every client on every worker gets the complete, ordered stream and an exact book', async () => {
+    gw = await startTestGateway({ WS_WORKER_THREADS: String(threads), SIM_EVENTS_PER_SEC: '400' });
+    const clients = await connectSpread(gw, threads, 24);
+    const replicas = clients.map(() => new BookReplica());
+    for (const client of clients) client.subscribe(['level2', 'matches'], ['BTC-USD']);
+    await Promise.all(clients.map(async (c, i) => replicas[i]!.apply(await c.nextOfType('snapshot'))));
+    // Let the stream run, then compare each client's book with the REST book at the same sequence.
+    const rest = await gw.getJson<{ bids: [string, string][]; asks: [string, string][]; sequence: number }>(
+      '/products/BTC-USD/book?level=2',
+    );
+    await Promise.all(
+      clients.map((c, i) =>
+        c.next((m) => {
+          replicas[i]!.apply(m);
+          return replicas[i]!.sequence >= rest.body.sequence + 200;
+        }),
+      ),
+    );
+    for (const [i, client] of clients.entries()) {
+      expect(expectConsecutive(client.messages)).toBeGreaterThan(200);
+      expect(replicas[i]!.history.get(rest.body.sequence)).toEqual({
+        bids: rest.body.bids.map(([p, s]) => [p, s]),
+        asks: rest.body.asks.map(([p, s]) => [p, s]),
+      });
+    }
+    // The same sequence carries the same bytes on every worker: one serialisation, fanned out.
+    const bySequence = new Map<number, string>();
+    for (const client of clients) {
+      for (const m of client.messages.filter((x) => x.type === 'l2update')) {
+        const json = JSON.stringify(m);
+        expect(bySequence.get(m.sequence as number) ?? json).toBe(json);
+        bySequence.set(m.sequence as number, json);
+      }
+    }
+    await Promise.all(clients.map((c) => c.close()));
+  });
+
+  it('/metrics shows process totals whichever worker answers; HTTP answers the same from every worker', async () => {
+    gw = await startTestGateway({ WS_WORKER_THREADS: String(threads) });
+    const clients = await connectSpread(gw, threads, 21);
+    for (let scrape = 0; scrape < 20; scrape++) {
+      const text = (await getFresh(`${gw.httpUrl}/metrics`)).body;
+      expect(readMetric(text, 'ws_active_connections')).toBe(21);
+      expect(readMetric(text, 'ws_connections_total')).toBe(21);
+      // Process metrics come from the main thread only: counted once, not once per thread.
+      expect(text.match(/^process_cpu_user_seconds_total /gm)).toHaveLength(1);
+      expect(text).toMatch(/^ws_message_queue_size \d+/m);
+    }
+    const products = new Set<string>();
+    for (let i = 0; i < 20; i++) products.add((await getFresh(`${gw.httpUrl}/products`)).body);
+    expect(products.size).toBe(1);
+    await Promise.all(clients.slice(0, 10).map((c) => c.close()));
+    const after = (await getFresh(`${gw.httpUrl}/metrics`)).body;
+    expect(readMetric(after, 'ws_active_connections')).toBe(11);
+    await Promise.all(clients.slice(10).map((c) => c.close()));
+  });
+});
+
+describe('a worker that dies', () => {
+  it('is replaced within a second; its clients are disconnected; the others are undisturbed', async () => {
+    const threads = 3;
+    gw = await startTestGateway({ WS_WORKER_THREADS: String(threads), SIM_EVENTS_PER_SEC: '300' });
+    const clients = await connectSpread(gw, threads, 30);
+    for (const client of clients) client.subscribe(['level2'], ['ETH-USD']);
+    await Promise.all(clients.map((c) => c.nextOfType('snapshot')));
+
+    const restartMs = await gw.gateway.injectWorkerFault(0);
+    expect(restartMs).toBeLessThan(1_000);
+    const closedOnes: TestClient[] = [];
+    const survivors: TestClient[] = [];
+    // The dead worker's clients see their sockets closed; wait for that event on each of them.
+    await Promise.all(
+      clients.map((c) =>
+        Promise.race([
+          c.closed.then(() => closedOnes.push(c)),
+          c.next((m) => m.type === 'l2update' && (m.sequence as number) > 0, 3_000).then(() => undefined),
+        ]),
+      ),
+    );
+    // Survivors keep receiving: consume another stretch of the stream from each open client.
+    for (const c of clients) if (c.socket.readyState === c.socket.OPEN) survivors.push(c);
+    expect(closedOnes.length).toBeGreaterThan(0);
+    expect(survivors.length + closedOnes.length).toBe(30);
+    await Promise.all(survivors.map((c) => c.next((m) => m.type === 'l2update')));
+    for (const c of survivors) expectConsecutive(c.messages);
+
+    const text = (await getFresh(`${gw.httpUrl}/metrics`)).body;
+    expect(readMetric(text, 'ws_worker_restarts_total', 'reason="died"')).toBe(1);
+    // Reconnecting clients are served again, including by the replacement worker.
+    const again = await connectSpread(gw, threads, 30);
+    expect(readMetric((await getFresh(`${gw.httpUrl}/metrics`)).body, 'ws_active_connections')).toBe(
+      survivors.length + 30,
+    );
+    await Promise.all([...again, ...survivors].map((c) => c.close()));
+  });
+});

@@ -1,0 +1,238 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CONFIG_VARIABLES,
+  describeConfig,
+  type GatewayConfig,
+  loadConfig,
+} from '../../../src/config/config.js';
+
+function config(env: Record<string, string | undefined>): GatewayConfig {
+  const result = loadConfig(env);
+  if (!result.ok) throw new Error(`expected a valid configuration: ${result.errors.join('\n')}`);
+  return result.config;
+}
+
+function errors(env: Record<string, string | undefined>): readonly string[] {
+  const result = loadConfig(env);
+  if (result.ok) throw new Error('expected the configuration to be refused');
+  return result.errors;
+}
+
+describe('loadConfig defaults', () => {
+  it('gives the documented defaults for an empty environment', () => {
+    const c = config({});
+    expect({ ...c, products: c.products.map((p) => p.id) }).toMatchObject({
+      host: '0.0.0.0',
+      port: 8080,
+      logLevel: 'info',
+      feedSource: 'simulator',
+      products: ['BTC-USD', 'ETH-USD', 'SOL-USD', 'ETH-BTC'],
+      simEventsPerSecond: 20,
+      subscribeTimeoutMs: 5_000,
+      statusIntervalMs: 10_000,
+      shutdownTimeoutMs: 10_000,
+      idleTimeoutSeconds: 120,
+      maxPayloadBytes: 4_096,
+    });
+    expect(c.simSeed).toBeUndefined();
+    expect('simSeed' in c).toBe(true);
+  });
+
+  it('has a default for every variable: an empty environment is valid', () => {
+    expect(loadConfig({}).ok).toBe(true);
+  });
+
+  it('derives the products from their ids', () => {
+    const [btc, , , ethBtc] = config({}).products;
+    expect(btc).toEqual({
+      id: 'BTC-USD',
+      baseCurrency: 'BTC',
+      quoteCurrency: 'USD',
+      quoteDecimals: 2,
+      baseDecimals: 8,
+      quoteIncrement: '0.01',
+      baseIncrement: '0.00000001',
+      minMarketFunds: '1',
+      referencePrice: 64_000,
+      typicalOrderSize: 0.03125,
+    });
+    expect(ethBtc).toMatchObject({ quoteDecimals: 5, quoteIncrement: '0.00001', referencePrice: 0.05 });
+  });
+
+  it('treats an empty or blank variable as unset', () => {
+    const blank = Object.fromEntries(Object.keys(CONFIG_VARIABLES).map((name) => [name, '']));
+    expect(config(blank)).toEqual(config({}));
+    const spaces = Object.fromEntries(Object.keys(CONFIG_VARIABLES).map((name) => [name, '   ']));
+    expect(config(spaces)).toEqual(config({}));
+  });
+
+  it('ignores unrelated variables', () => {
+    expect(config({ PATH: '/usr/bin', HOME: '/root', NODE_ENV: 'production' })).toEqual(config({}));
+  });
+
+  it('declares a default that its own schema accepts for every variable', () => {
+    for (const [name, spec] of Object.entries(CONFIG_VARIABLES)) {
+      expect(spec.schema.safeParse(spec.defaultValue).success, name).toBe(true);
+      expect(spec.accepts.length, name).toBeGreaterThan(0);
+      expect(spec.description.length, name).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('loadConfig values', () => {
+  it('reads every variable', () => {
+    const c = config({
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'debug',
+      FEED_SOURCE: 'simulator',
+      PRODUCTS: ' ETH-EUR , DOGE-USD ',
+      SIM_EVENTS_PER_SEC: '0.5',
+      SIM_SEED: '4294967295',
+      SUBSCRIBE_TIMEOUT_MS: '100',
+      STATUS_INTERVAL_MS: '3600000',
+      SHUTDOWN_TIMEOUT_MS: '300000',
+      WS_IDLE_TIMEOUT_S: '960',
+      WS_MAX_PAYLOAD_BYTES: '1048576',
+    });
+    expect(describeConfig(c)).toMatchObject({
+      host: '127.0.0.1',
+      port: 0,
+      logLevel: 'debug',
+      feedSource: 'simulator',
+      products: ['ETH-EUR', 'DOGE-USD'],
+      simEventsPerSecond: 0.5,
+      simSeed: 4_294_967_295,
+      subscribeTimeoutMs: 100,
+      statusIntervalMs: 3_600_000,
+      shutdownTimeoutMs: 300_000,
+      idleTimeoutSeconds: 960,
+      maxPayloadBytes: 1_048_576,
+    });
+  });
+
+  it('accepts host names and IPv6 addresses', () => {
+    expect(config({ HOST: 'gateway.internal' }).host).toBe('gateway.internal');
+    expect(config({ HOST: '::' }).host).toBe('::');
+    expect(config({ HOST: ' localhost ' }).host).toBe('localhost');
+  });
+
+  it('accepts SIM_SEED 0', () => {
+    expect(config({ SIM_SEED: '0' }).simSeed).toBe(0);
+  });
+
+  it('accepts WS_IDLE_TIMEOUT_S 0 (off) and 8 to 960 only', () => {
+    for (const ok of [0, 8, 9, 120, 959, 960]) {
+      expect(config({ WS_IDLE_TIMEOUT_S: String(ok) }).idleTimeoutSeconds).toBe(ok);
+    }
+    for (const bad of ['1', '7', '961', '-8', '8.5', 'off']) {
+      const [error, ...rest] = errors({ WS_IDLE_TIMEOUT_S: bad });
+      expect(rest).toEqual([]);
+      expect(error).toMatch(new RegExp(`^WS_IDLE_TIMEOUT_S="${bad.replace('.', '\\.')}" is invalid \\(`));
+      expect(error).toMatch(/: expected 0 \(off\) or an integer from 8 to 960$/);
+    }
+    expect(errors({ WS_IDLE_TIMEOUT_S: '7' })).toEqual([
+      'WS_IDLE_TIMEOUT_S="7" is invalid (uWS accepts 0 or 8 to 960): expected 0 (off) or an integer from 8 to 960',
+    ]);
+  });
+
+  it('checks the bounds of the other integers', () => {
+    expect(config({ PORT: '65535' }).port).toBe(65_535);
+    expect(errors({ PORT: '65536' })).toHaveLength(1);
+    expect(errors({ PORT: '-1' })).toHaveLength(1);
+    expect(errors({ SUBSCRIBE_TIMEOUT_MS: '99' })).toHaveLength(1);
+    expect(errors({ SUBSCRIBE_TIMEOUT_MS: '600001' })).toHaveLength(1);
+    expect(errors({ STATUS_INTERVAL_MS: '999' })).toHaveLength(1);
+    expect(errors({ SHUTDOWN_TIMEOUT_MS: '99' })).toHaveLength(1);
+    expect(errors({ WS_MAX_PAYLOAD_BYTES: '511' })).toHaveLength(1);
+    expect(errors({ WS_MAX_PAYLOAD_BYTES: '1048577' })).toHaveLength(1);
+    expect(errors({ SIM_SEED: '4294967296' })).toHaveLength(1);
+    expect(errors({ SIM_EVENTS_PER_SEC: '0.09' })).toHaveLength(1);
+    expect(errors({ SIM_EVENTS_PER_SEC: '10001' })).toHaveLength(1);
+    expect(config({ SIM_EVENTS_PER_SEC: '10000' }).simEventsPerSecond).toBe(10_000);
+  });
+});
+
+describe('loadConfig errors', () => {
+  it('reports every bad variable at once, naming it, its value and what it accepts', () => {
+    const env = {
+      HOST: 'bad host',
+      PORT: 'eighty',
+      LOG_LEVEL: 'loud',
+      FEED_SOURCE: 'coinbase',
+      PRODUCTS: 'BTC-XYZ',
+      SIM_EVENTS_PER_SEC: '0',
+      SIM_SEED: '-1',
+      SUBSCRIBE_TIMEOUT_MS: '1e3',
+      STATUS_INTERVAL_MS: '1.5',
+      SHUTDOWN_TIMEOUT_MS: '300001',
+      WS_IDLE_TIMEOUT_S: '7',
+      WS_MAX_PAYLOAD_BYTES: '511',
+    };
+    const found = errors(env);
+    expect(found).toHaveLength(Object.keys(env).length);
+    for (const [name, value] of Object.entries(env)) {
+      const matching = found.filter((e) => e.startsWith(`${name}=`));
+      expect(matching, name).toHaveLength(1);
+      const error = matching[0] ?? '';
+      expect(error.startsWith(`${name}=${JSON.stringify(value)} is invalid (`), error).toBe(true);
+      const accepts = CONFIG_VARIABLES[name as keyof typeof CONFIG_VARIABLES].accepts;
+      expect(error.endsWith(`: expected ${accepts}`), error).toBe(true);
+    }
+    expect(found).toContain(
+      'PORT="eighty" is invalid (not an integer): expected an integer from 0 to 65535 (0 picks a free port)',
+    );
+    expect(found.find((e) => e.startsWith('LOG_LEVEL='))).toContain(
+      'expected one of fatal, error, warn, info, debug, trace, silent',
+    );
+    expect(found.find((e) => e.startsWith('FEED_SOURCE='))).toContain('expected one of simulator');
+  });
+
+  it('reports all variables, in declaration order, when every one is bad', () => {
+    const names = Object.keys(CONFIG_VARIABLES);
+    const found = errors(Object.fromEntries(names.map((name) => [name, '?!'])));
+    expect(found.map((e) => e.slice(0, e.indexOf('=')))).toEqual(names);
+    for (const [i, name] of names.entries()) {
+      const accepts = CONFIG_VARIABLES[name as keyof typeof CONFIG_VARIABLES].accepts;
+      expect(found[i]).toMatch(/^[A-Z0-9_]+="\?!" is invalid \(.+\): expected /);
+      expect(found[i]?.endsWith(`: expected ${accepts}`), name).toBe(true);
+    }
+  });
+
+  it('keeps good variables out of the report', () => {
+    expect(errors({ PORT: '8081', LOG_LEVEL: 'nope', HOST: 'localhost' })).toEqual([
+      expect.stringMatching(/^LOG_LEVEL="nope" is invalid/),
+    ]);
+  });
+
+  it('names an unknown currency in PRODUCTS and lists the known ones', () => {
+    const [error, ...rest] = errors({ PRODUCTS: 'BTC-USD,BTC-XYZ' });
+    expect(rest).toEqual([]);
+    expect(error).toBe(
+      'PRODUCTS="BTC-USD,BTC-XYZ" is invalid ("BTC-XYZ" uses unknown currency XYZ ' +
+        '(known: USD, EUR, GBP, USDC, USDT, BTC, ETH, SOL, LTC, DOGE)): ' +
+        'expected 1 to 100 distinct comma-separated BASE-QUOTE ids of known currencies',
+    );
+    expect(errors({ PRODUCTS: 'FOO-BAR' })[0]).toContain('"FOO-BAR" uses unknown currency FOO, BAR');
+  });
+
+  it('refuses malformed, duplicate, same-currency and empty product lists', () => {
+    expect(errors({ PRODUCTS: 'btc-usd' })[0]).toContain(
+      '"btc-usd" is not of the form BASE-QUOTE (e.g. BTC-USD)',
+    );
+    expect(errors({ PRODUCTS: 'BTCUSD' })[0]).toContain('is not of the form BASE-QUOTE');
+    expect(errors({ PRODUCTS: 'BTC-BTC' })[0]).toContain('"BTC-BTC" has the same base and quote currency');
+    expect(errors({ PRODUCTS: 'BTC-USD, BTC-USD' })[0]).toContain('duplicate product id');
+    expect(errors({ PRODUCTS: ' , ,' })).toHaveLength(1);
+    const many = Array.from({ length: 101 }, (_, i) => `BTC-USD${i}`).join(',');
+    expect(errors({ PRODUCTS: many })).toHaveLength(1);
+  });
+
+  it('refuses non-numeric and signed numbers where integers are expected', () => {
+    for (const bad of ['8080.0', '0x1f90', '+8080', '8 080', 'Infinity']) {
+      expect(errors({ PORT: bad }), bad).toHaveLength(1);
+    }
+    expect(errors({ SIM_EVENTS_PER_SEC: '-5' })).toHaveLength(1);
+    expect(errors({ SIM_EVENTS_PER_SEC: '1e3' })).toHaveLength(1);
+  });
+});
