@@ -148,7 +148,7 @@ export const CONFIG_VARIABLES = {
   WS_MAX_PAYLOAD_BYTES: variable(
     '4096',
     'an integer from 512 to 1048576',
-    'Largest frame a client may send; a larger one closes the connection (1009).',
+    'Largest frame a client may send; uWS drops a larger one with the connection (the client sees 1006).',
     integer(512, 1_048_576),
   ),
 } as const;
