@@ -55,6 +55,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     maxPayloadBytes: config.maxPayloadBytes,
     idleTimeoutSeconds: config.idleTimeoutSeconds,
     subscribeTimeoutMs: config.subscribeTimeoutMs,
+    flowControl: config.flowControl,
   };
 
   // The hub needs its sink at construction; the sink needs the hub to answer requests. This
@@ -68,13 +69,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     },
     {
       eventApplied: () => feedEvents.inc(),
+      conflated: (channel) => metrics.messagesConflatedTotal.labels(channel).inc(),
       eventRejected: (reason, productId, detail) => {
         metrics.feedInvalidEventsTotal.labels(reason).inc();
         invalidEvents.warn(reason, { productId, detail, source: feed.name }, 'dropped invalid feed event');
       },
     },
     (productId) => feed.requestSnapshot(productId),
-    { ...COINBASE_TIMINGS, statusMs: config.statusIntervalMs },
+    { ...COINBASE_TIMINGS, statusMs: config.statusIntervalMs, throttleMs: config.flowControl.throttleMs },
   );
   const readiness: Readiness = {
     notReadyReason: () => {

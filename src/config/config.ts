@@ -139,6 +139,42 @@ export const CONFIG_VARIABLES = {
     'A worker whose event loop is stuck this long makes /healthz fail.',
     integer(500, 120_000),
   ),
+  WS_THROTTLE_MS: variable(
+    '0',
+    'an integer from 0 to 60000',
+    "Minimum interval between a product's level2 and ticker updates; changes in between are merged (0: every update).",
+    integer(0, 60_000),
+  ),
+  WS_BACKPRESSURE_HIGH_BYTES: variable(
+    '262144',
+    'an integer from 16384 to 67108864',
+    'A connection with more than this buffered is switched to conflated delivery; back to live below a quarter of it.',
+    integer(16_384, 67_108_864),
+  ),
+  WS_MAX_BACKPRESSURE_BYTES: variable(
+    '4194304',
+    'an integer from 65536 to 268435456, at least twice WS_BACKPRESSURE_HIGH_BYTES',
+    'Hard per-connection buffer limit (uWS maxBackpressure); a connection over it is closed, never silently skipped.',
+    integer(65_536, 268_435_456),
+  ),
+  WS_SLOW_QUEUE_MAX_MESSAGES: variable(
+    '1000',
+    'an integer from 10 to 1000000',
+    'Messages a slow connection may have queued (matches, heartbeats, status) before it is disconnected.',
+    integer(10, 1_000_000),
+  ),
+  WS_SLOW_CONSUMER_TIMEOUT_MS: variable(
+    '10000',
+    'an integer from 100 to 600000',
+    'A connection still over the high-water mark after this long is disconnected with ErrSlowConsume (4002).',
+    integer(100, 600_000),
+  ),
+  WS_BACKPRESSURE_CHECK_MS: variable(
+    '20',
+    'an integer from 5 to 1000',
+    "How often each thread checks its connections' buffered bytes.",
+    integer(5, 1_000),
+  ),
   WS_IDLE_TIMEOUT_S: variable(
     '120',
     '0 (off) or an integer from 8 to 960',
@@ -172,6 +208,16 @@ export interface GatewayConfig {
   readonly workerStallMs: number;
   readonly idleTimeoutSeconds: number;
   readonly maxPayloadBytes: number;
+  readonly flowControl: FlowControlConfig;
+}
+
+export interface FlowControlConfig {
+  readonly throttleMs: number;
+  readonly highWaterBytes: number;
+  readonly maxBackpressureBytes: number;
+  readonly slowQueueMaxMessages: number;
+  readonly slowConsumerTimeoutMs: number;
+  readonly checkIntervalMs: number;
 }
 
 export type ConfigResult =
@@ -194,8 +240,18 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       errors.push(`${name}=${JSON.stringify(given)} is invalid (${why}): expected ${spec.accepts}`);
     }
   }
-  if (errors.length > 0) return { ok: false, errors };
   const v = values as Values;
+  if (
+    values.WS_MAX_BACKPRESSURE_BYTES !== undefined &&
+    values.WS_BACKPRESSURE_HIGH_BYTES !== undefined &&
+    v.WS_MAX_BACKPRESSURE_BYTES < 2 * v.WS_BACKPRESSURE_HIGH_BYTES
+  ) {
+    errors.push(
+      `WS_MAX_BACKPRESSURE_BYTES=${JSON.stringify(env.WS_MAX_BACKPRESSURE_BYTES ?? '')} is invalid (below twice ` +
+        `WS_BACKPRESSURE_HIGH_BYTES=${v.WS_BACKPRESSURE_HIGH_BYTES}): expected ${CONFIG_VARIABLES.WS_MAX_BACKPRESSURE_BYTES.accepts}`,
+    );
+  }
+  if (errors.length > 0) return { ok: false, errors };
   return {
     ok: true,
     config: {
@@ -214,6 +270,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       workerStallMs: v.WS_WORKER_STALL_MS,
       idleTimeoutSeconds: v.WS_IDLE_TIMEOUT_S,
       maxPayloadBytes: v.WS_MAX_PAYLOAD_BYTES,
+      flowControl: {
+        throttleMs: v.WS_THROTTLE_MS,
+        highWaterBytes: v.WS_BACKPRESSURE_HIGH_BYTES,
+        maxBackpressureBytes: v.WS_MAX_BACKPRESSURE_BYTES,
+        slowQueueMaxMessages: v.WS_SLOW_QUEUE_MAX_MESSAGES,
+        slowConsumerTimeoutMs: v.WS_SLOW_CONSUMER_TIMEOUT_MS,
+        checkIntervalMs: v.WS_BACKPRESSURE_CHECK_MS,
+      },
     },
   };
 }

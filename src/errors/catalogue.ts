@@ -20,6 +20,8 @@ export const CLIENT_ERRORS = {
   emptySubscription: { code: 'empty_subscription', message: 'Failed to subscribe' },
   binaryFrame: { code: 'binary_frame', message: 'Binary frames are not supported' },
   subscribeTimeout: { code: 'subscribe_timeout', message: 'Failed to subscribe' },
+  /** The feed's documented name for a client that cannot keep up. */
+  slowConsumer: { code: 'slow_consumer', message: 'ErrSlowConsume' },
 } as const satisfies Record<string, ClientErrorSpec>;
 
 export type ClientErrorCode = (typeof CLIENT_ERRORS)[keyof typeof CLIENT_ERRORS]['code'];
@@ -49,8 +51,16 @@ export const CLOSE_CODES = {
   goingAway: 1001,
   /** No subscribe within SUBSCRIBE_TIMEOUT_MS. */
   subscribeTimeout: 4001,
+  /** The client did not read fast enough (ErrSlowConsume): reconnect and resubscribe. */
+  slowConsumer: 4002,
 } as const;
 
 /** Why a connection ended, as counted in ws_disconnections_total{reason}. */
-export const DISCONNECT_REASONS = ['client', 'shutdown', 'subscribe_timeout', 'error'] as const;
+export const DISCONNECT_REASONS = [
+  'client',
+  'shutdown',
+  'subscribe_timeout',
+  'error',
+  'slow_consumer',
+] as const;
 export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];

@@ -14,6 +14,7 @@ import {
   restProduct,
 } from './messages.js';
 import { RollingStats } from './rolling-stats.js';
+import { Throttle } from './throttle.js';
 
 /** Where the hub hands each serialised message; the transport delivers it to the topic's subscribers. */
 export interface PublicationSink {
@@ -23,6 +24,8 @@ export interface PublicationSink {
 /** What the hub reports about upstream events; wired to metrics and sampled logs. */
 export interface HubObserver {
   eventApplied(): void;
+  /** A message merged into a pending one by throttling/batching (one message fewer sent). */
+  conflated(channel: Channel): void;
   eventRejected(reason: InvalidEventReason, productId: string, detail: string): void;
 }
 
@@ -43,14 +46,44 @@ export interface HubTimings {
   readonly level2BatchMs: number;
   readonly tickerBatchMs: number;
   readonly statusMs: number;
+  /** WS_THROTTLE_MS: minimum interval between a product's updates on level2 and ticker (0: every update). */
+  readonly throttleMs: number;
 }
 
 /** The feed's documented cadences: heartbeat 1 s, level2_batch 50 ms, ticker_batch 5 s. */
-export const COINBASE_TIMINGS: Omit<HubTimings, 'statusMs'> = {
+export const COINBASE_TIMINGS: Omit<HubTimings, 'statusMs' | 'throttleMs'> = {
   heartbeatMs: 1_000,
   level2BatchMs: 50,
   tickerBatchMs: 5_000,
 };
+
+/** Book changes merged over an interval: each side and price once, with its latest size. */
+interface MergedChanges {
+  readonly changes: Map<string, BookChange>;
+  sequence: number;
+  time: string;
+  /** The earliest merged event's arrival, for the feed-to-send latency. */
+  readonly receivedAt: number;
+}
+
+interface TickerUpdate {
+  payload: string;
+  readonly receivedAt: number;
+}
+
+function mergeChanges(pending: MergedChanges | undefined, next: MergedChanges): MergedChanges {
+  if (!pending) return next;
+  for (const [key, change] of next.changes) pending.changes.set(key, change);
+  pending.sequence = next.sequence;
+  pending.time = next.time;
+  return pending;
+}
+
+function latestTicker(pending: TickerUpdate | undefined, next: TickerUpdate): TickerUpdate {
+  if (!pending) return next;
+  pending.payload = next.payload;
+  return pending;
+}
 
 const RESYNC_RETRY_MS = 1_000;
 
@@ -67,18 +100,41 @@ class ProductState {
   lastResyncRequest = Number.NEGATIVE_INFINITY;
   lastTradeId = 0;
   lastTrade: TradeEvent | undefined;
-  lastTicker: string | undefined;
   private snapshotCache: { sequence: number; payload: string } | undefined;
-  /** level2_batch: changes since the last flush, one entry per side and price (latest wins). */
-  readonly batchedChanges = new Map<string, BookChange>();
-  batchReceivedAt = 0;
-  /** ticker_batch: the latest ticker since the last flush. */
-  pendingTickerBatch: { payload: string; receivedAt: number } | undefined;
+  /** Conflation per channel, once for all subscribers: its cost grows with products, not clients. */
+  readonly level2: Throttle<MergedChanges>;
+  readonly level2Batch: Throttle<MergedChanges>;
+  readonly ticker: Throttle<TickerUpdate>;
+  readonly tickerBatch: Throttle<TickerUpdate>;
 
-  constructor(readonly spec: ProductSpec) {
+  constructor(
+    readonly spec: ProductSpec,
+    timings: HubTimings,
+    publish: (channel: Channel, payload: string, receivedAt: number) => void,
+    conflated: (channel: Channel) => void,
+  ) {
     this.stats = new RollingStats(spec.baseDecimals);
     this.pricePattern = canonicalPattern(spec.quoteDecimals);
     this.sizePattern = canonicalPattern(spec.baseDecimals);
+    const changes = (channel: 'level2' | 'level2_batch', intervalMs: number) =>
+      new Throttle<MergedChanges>(
+        intervalMs,
+        mergeChanges,
+        (m) =>
+          publish(channel, encodeL2Update(spec.id, m.changes.values(), m.time, m.sequence), m.receivedAt),
+        () => conflated(channel),
+      );
+    const tickers = (channel: 'ticker' | 'ticker_batch', intervalMs: number) =>
+      new Throttle<TickerUpdate>(
+        intervalMs,
+        latestTicker,
+        (t) => publish(channel, t.payload, t.receivedAt),
+        () => conflated(channel),
+      );
+    this.level2 = changes('level2', timings.throttleMs);
+    this.level2Batch = changes('level2_batch', Math.max(timings.level2BatchMs, timings.throttleMs));
+    this.ticker = tickers('ticker', timings.throttleMs);
+    this.tickerBatch = tickers('ticker_batch', Math.max(timings.tickerBatchMs, timings.throttleMs));
   }
 
   snapshot(): string {
@@ -109,7 +165,11 @@ export class Hub implements FeedSink {
     private readonly requestSnapshot: SnapshotRequester,
     private readonly timings: HubTimings,
   ) {
-    for (const spec of specs) this.products.set(spec.id, new ProductState(spec));
+    for (const spec of specs) {
+      const publish = (channel: Channel, payload: string, receivedAt: number) =>
+        sink.publish(topicOf(channel, spec.id), channel, payload, receivedAt);
+      this.products.set(spec.id, new ProductState(spec, timings, publish, (c) => observer.conflated(c)));
+    }
     this.statusPayload = encodeStatus(specs);
   }
 
@@ -120,13 +180,15 @@ export class Hub implements FeedSink {
       this.timers.push(timer);
     };
     every(this.timings.heartbeatMs, () => this.publishHeartbeats());
-    every(this.timings.level2BatchMs, () => this.flushLevel2Batches());
-    every(this.timings.tickerBatchMs, () => this.flushTickerBatches());
     every(this.timings.statusMs, () => this.sink.publish('status', 'status', this.statusPayload, epochMs()));
   }
 
   stop(): void {
     for (const timer of this.timers.splice(0)) clearInterval(timer);
+    for (const state of this.products.values()) {
+      for (const throttle of [state.level2, state.level2Batch, state.ticker, state.tickerBatch])
+        throttle.discard();
+    }
   }
 
   /** True once every product has a book: the gateway can serve every product. */
@@ -146,9 +208,11 @@ export class Hub implements FeedSink {
         return [state.snapshot()];
       case 'matches':
         return state.lastTrade ? [encodeMatch(state.lastTrade, 'last_match')] : [];
+      // The last ticker that went out on this channel: a pending one follows when its interval ends.
       case 'ticker':
+        return state.ticker.lastEmitted ? [state.ticker.lastEmitted.payload] : [];
       case 'ticker_batch':
-        return state.lastTicker ? [state.lastTicker] : [];
+        return state.tickerBatch.lastEmitted ? [state.tickerBatch.lastEmitted.payload] : [];
       case 'heartbeat':
         return [];
     }
@@ -281,8 +345,9 @@ export class Hub implements FeedSink {
     state.sequence = event.sequence;
     state.time = event.time;
     state.awaitingSnapshot = false;
-    // Changes batched before a resync describe a book that no longer exists.
-    state.batchedChanges.clear();
+    // Changes merged before a resync describe a book that no longer exists.
+    state.level2.discard();
+    state.level2Batch.discard();
     this.observer.eventApplied();
     // Subscribers of a resynchronised product rebuild their books from this snapshot.
     const payload = state.snapshot();
@@ -296,15 +361,13 @@ export class Hub implements FeedSink {
     time: string,
     receivedAt: number,
   ): void {
-    const id = state.spec.id;
-    this.sink.publish(
-      topicOf('level2', id),
-      'level2',
-      encodeL2Update(id, changes, time, state.sequence),
-      receivedAt,
-    );
-    if (state.batchedChanges.size === 0) state.batchReceivedAt = receivedAt;
-    for (const change of changes) state.batchedChanges.set(`${change[0]}${change[1]}`, change);
+    const merged = () => {
+      const byLevel = new Map<string, BookChange>();
+      for (const change of changes) byLevel.set(`${change[0]}${change[1]}`, change);
+      return { changes: byLevel, sequence: state.sequence, time, receivedAt };
+    };
+    state.level2.offer(merged());
+    state.level2Batch.offer(merged());
   }
 
   private publishTrade(state: ProductState, trade: TradeEvent, receivedAt: number): void {
@@ -312,36 +375,11 @@ export class Hub implements FeedSink {
     state.lastTrade = trade;
     state.lastTradeId = trade.trade_id;
     state.stats.record(trade.price, trade.size, Date.parse(trade.time));
+    // Matches are never conflated or delayed.
     this.sink.publish(topicOf('matches', id), 'matches', encodeMatch(trade, 'match'), receivedAt);
-    const ticker = encodeTicker(trade, state.stats.read(Date.now(), trade.price), state.book);
-    state.lastTicker = ticker;
-    this.sink.publish(topicOf('ticker', id), 'ticker', ticker, receivedAt);
-    state.pendingTickerBatch ??= { payload: ticker, receivedAt };
-    state.pendingTickerBatch.payload = ticker;
-  }
-
-  private flushLevel2Batches(): void {
-    for (const state of this.products.values()) {
-      if (state.batchedChanges.size === 0) continue;
-      const id = state.spec.id;
-      const payload = encodeL2Update(id, state.batchedChanges.values(), state.time, state.sequence);
-      state.batchedChanges.clear();
-      this.sink.publish(topicOf('level2_batch', id), 'level2_batch', payload, state.batchReceivedAt);
-    }
-  }
-
-  private flushTickerBatches(): void {
-    for (const state of this.products.values()) {
-      const pending = state.pendingTickerBatch;
-      if (!pending) continue;
-      state.pendingTickerBatch = undefined;
-      this.sink.publish(
-        topicOf('ticker_batch', state.spec.id),
-        'ticker_batch',
-        pending.payload,
-        pending.receivedAt,
-      );
-    }
+    const payload = encodeTicker(trade, state.stats.read(Date.now(), trade.price), state.book);
+    state.ticker.offer({ payload, receivedAt });
+    state.tickerBatch.offer({ payload, receivedAt });
   }
 
   private publishHeartbeats(): void {

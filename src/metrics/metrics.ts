@@ -16,6 +16,9 @@ export interface GatewayMetrics {
   readonly feedInvalidEventsTotal: Counter<'reason'>;
   readonly feedToSendLatency: Histogram<'channel'>;
   readonly workerConnections: Gauge<'worker'>;
+  readonly slowConsumers: Gauge;
+  readonly messagesConflatedTotal: Counter<'channel'>;
+  readonly slowConsumerDisconnectsTotal: Counter<'reason'>;
   readonly workerRestartsTotal: Counter<'reason'>;
   /** Adds a source of queued-message counts; ws_message_queue_size is their sum at scrape time. */
   addQueueSource(source: () => number): void;
@@ -98,6 +101,23 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
       help: 'Time from a feed event entering the gateway to its message being handed to uWebSockets.js, by channel.',
       labelNames: ['channel'],
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    }),
+    slowConsumers: new Gauge({
+      name: 'ws_slow_consumers',
+      help: 'Connections currently in conflated (slow-consumer) delivery.',
+      registers,
+    }),
+    messagesConflatedTotal: new Counter({
+      name: 'ws_messages_conflated_total',
+      help: 'Messages merged into a later one instead of being sent (throttling, batching, slow consumers), by channel.',
+      labelNames: ['channel'],
+      registers,
+    }),
+    slowConsumerDisconnectsTotal: new Counter({
+      name: 'ws_slow_consumer_disconnects_total',
+      help: 'Connections closed with ErrSlowConsume, by reason (timeout, queue_overflow, backpressure_limit).',
+      labelNames: ['reason'],
       registers,
     }),
     workerConnections: new Gauge({

@@ -13,6 +13,7 @@ import {
 import { epochMs } from '../market/time.js';
 import { CHANNELS, type Channel, topicOf } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
+import { type FlowConnection, FlowControl, type FlowControlOptions } from './flow-control.js';
 import {
   DRAINING,
   type HttpQuery,
@@ -28,6 +29,10 @@ export interface TransportOptions {
   readonly maxPayloadBytes: number;
   readonly idleTimeoutSeconds: number;
   readonly subscribeTimeoutMs: number;
+  readonly flowControl: FlowControlOptions & {
+    readonly maxBackpressureBytes: number;
+    readonly checkIntervalMs: number;
+  };
 }
 
 /**
@@ -55,6 +60,8 @@ export interface TransportDeps {
 
 interface Connection {
   session: ClientSession | undefined;
+  /** The connection as flow control sees it. */
+  link: FlowConnection | undefined;
   readonly openedAt: number;
   /** Set when the gateway decides to close, so the close handler counts the right reason. */
   closeReason: DisconnectReason | undefined;
@@ -67,6 +74,11 @@ interface Connection {
 type ClosableApp = TemplatedApp & { close(): void };
 
 const DECODER = new TextDecoder();
+const slowConsumerReasons = {
+  timeout: 'the connection stayed behind for too long',
+  queue_overflow: 'too many messages queued for the connection',
+  backpressure_limit: 'the connection reached its buffer limit',
+} as const;
 const SUBSCRIBE_SWEEP_MS = 100;
 const DRAIN_SLICE_MS = 50;
 let attachTokens = 0;
@@ -83,8 +95,11 @@ export class Transport {
   private readonly sentByChannel: ReadonlyMap<string, { inc(n?: number): void }>;
   private readonly latencyByChannel: ReadonlyMap<string, { observe(v: number): void }>;
   private readonly controlSent;
+  private readonly resumedSent;
+  private readonly flow: FlowControl<FlowConnection>;
   private listenSocket: us_listen_socket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private flowTimer: NodeJS.Timeout | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
   private draining = false;
   private drained: (() => void) | undefined;
@@ -97,6 +112,13 @@ export class Transport {
     this.sentByChannel = new Map(CHANNELS.map((c) => [c, metrics.messagesSentTotal.labels(c)]));
     this.latencyByChannel = new Map(CHANNELS.map((c) => [c, metrics.feedToSendLatency.labels(c)]));
     this.controlSent = metrics.messagesSentTotal.labels('control');
+    this.resumedSent = metrics.messagesSentTotal.labels('resumed');
+    this.flow = new FlowControl(options.flowControl, {
+      slowConsumersChanged: (delta) => metrics.slowConsumers.inc(delta),
+      conflated: (channel) => metrics.messagesConflatedTotal.labels(channel).inc(),
+      disconnected: (reason) => metrics.slowConsumerDisconnectsTotal.labels(reason).inc(),
+    });
+    metrics.addQueueSource(() => this.flow.queuedMessages());
     this.app = deps.uws.App() as ClosableApp;
     this.registerWebSocket();
     this.registerHttp();
@@ -115,6 +137,11 @@ export class Transport {
         this.listenSocket = socket;
         this.sweepTimer = setInterval(() => this.closeUnsubscribed(), SUBSCRIBE_SWEEP_MS);
         this.sweepTimer.unref();
+        this.flowTimer = setInterval(
+          () => this.checkBackpressure(),
+          this.options.flowControl.checkIntervalMs,
+        );
+        this.flowTimer.unref();
         resolve(this.deps.uws.us_socket_local_port(socket as unknown as uWS.us_socket));
       });
     });
@@ -125,7 +152,9 @@ export class Transport {
   }
 
   /** Hands one serialised message to every subscriber of its topic (uWS writes it, no JS per subscriber). */
-  publish(topic: string, channel: Channel, payload: string | Uint8Array, receivedAtEpochMs: number): void {
+  publish(topic: string, channel: Channel, payload: string, receivedAtEpochMs: number): void {
+    const captured = this.flow.capturing(topic);
+    if (captured) for (const link of [...captured]) this.flow.capture(link, topic, channel, payload);
     const subscribers = this.app.numSubscribers(topic);
     if (subscribers === 0) return;
     this.app.publish(topic, payload, false, false);
@@ -145,6 +174,7 @@ export class Transport {
       this.listenSocket = undefined;
     }
     clearInterval(this.sweepTimer);
+    clearInterval(this.flowTimer);
     const done = new Promise<void>((resolve) => {
       this.drained = resolve;
     });
@@ -164,6 +194,7 @@ export class Transport {
   /** Force-closes whatever is left; after this no native handle of the app remains open. */
   close(): void {
     clearInterval(this.sweepTimer);
+    clearInterval(this.flowTimer);
     clearTimeout(this.drainTimer);
     this.draining = true;
     this.app.close();
@@ -180,6 +211,10 @@ export class Transport {
     const { metrics } = this.deps;
     this.app.ws<Connection>('/', {
       maxPayloadLength: this.options.maxPayloadBytes,
+      // Over this, uWS closes the connection instead of silently skipping it on publish; flow
+      // control takes slow connections off their topics long before it is reached.
+      maxBackpressure: this.options.flowControl.maxBackpressureBytes,
+      closeOnBackpressureLimit: 1,
       idleTimeout: this.options.idleTimeoutSeconds,
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
@@ -191,6 +226,7 @@ export class Transport {
         }
         const connection: Connection = {
           session: undefined,
+          link: undefined,
           openedAt: performance.now(),
           closeReason: undefined,
           closed: false,
@@ -206,7 +242,9 @@ export class Transport {
       },
       open: (ws) => {
         const connection = ws.getUserData();
-        connection.session = new ClientSession(this.connectionAdapter(ws), this.deps.market, {
+        const adapter = this.connectionAdapter(ws);
+        connection.link = this.flowLink(ws, adapter.attachTopic);
+        connection.session = new ClientSession(adapter, this.deps.market, {
           subscriptionsChanged: (channel, delta) => metrics.subscriptions.labels(channel).inc(delta),
           errorSent: (code) => metrics.clientErrorsTotal.labels(code).inc(),
         });
@@ -220,9 +258,21 @@ export class Transport {
         if (isBinary) session?.handleBinary();
         else session?.handleText(DECODER.decode(message));
       },
+      drain: (ws) => {
+        const { link } = ws.getUserData();
+        if (link) this.flow.drained(link);
+      },
       close: (ws, code) => {
         const connection = ws.getUserData();
         connection.closed = true;
+        if (connection.link) {
+          // Closed by uWS at maxBackpressure while still slow: a slow-consumer disconnect too.
+          if (!connection.closeReason && this.flow.isSlow(connection.link)) {
+            connection.closeReason = 'slow_consumer';
+            metrics.slowConsumerDisconnectsTotal.labels('backpressure_limit').inc();
+          }
+          this.flow.closed(connection.link);
+        }
         connection.session?.dispose();
         this.open.delete(ws);
         metrics.activeConnections.dec();
@@ -236,32 +286,81 @@ export class Transport {
 
   private connectionAdapter(ws: WebSocket<Connection>) {
     const connection = ws.getUserData();
+    const attachTopic = (channel: Channel, productId: string) => {
+      const topic = topicOf(channel, productId);
+      const token = ++attachTokens;
+      connection.pendingAttaches.set(topic, token);
+      this.deps.market.requestInitial(channel, productId, (initial) => {
+        // The client may have left, unsubscribed, or re-subscribed while we waited.
+        if (connection.closed || connection.pendingAttaches.get(topic) !== token) return;
+        connection.pendingAttaches.delete(topic);
+        const link = connection.link!;
+        if (this.flow.isSlow(link)) {
+          this.flow.captureNew(link, topic, channel, initial);
+          return;
+        }
+        ws.cork(() => {
+          for (const payload of initial) ws.send(payload, false, false);
+        });
+        if (initial.length > 0) this.sentByChannel.get(channel)!.inc(initial.length);
+        ws.subscribe(topic);
+        this.flow.released(link, topic);
+      });
+    };
     return {
+      attachTopic,
       sendControl: (payload: string) => {
         ws.send(payload, false, false);
         this.controlSent.inc();
       },
-      attach: (channel: Channel, productId: string) => {
-        const topic = topicOf(channel, productId);
-        const token = ++attachTokens;
-        connection.pendingAttaches.set(topic, token);
-        this.deps.market.requestInitial(channel, productId, (initial) => {
-          // The client may have left, unsubscribed, or re-subscribed while we waited.
-          if (connection.closed || connection.pendingAttaches.get(topic) !== token) return;
-          connection.pendingAttaches.delete(topic);
-          ws.cork(() => {
-            for (const payload of initial) ws.send(payload, false, false);
-          });
-          if (initial.length > 0) this.sentByChannel.get(channel)!.inc(initial.length);
-          ws.subscribe(topic);
-        });
-      },
+      attach: attachTopic,
       detach: (channel: Channel, productId: string) => {
         const topic = topicOf(channel, productId);
         connection.pendingAttaches.delete(topic);
+        this.flow.unsubscribed(connection.link!, topic);
         ws.unsubscribe(topic);
       },
     };
+  }
+
+  private flowLink(
+    ws: WebSocket<Connection>,
+    attach: (channel: Channel, productId: string) => void,
+  ): FlowConnection {
+    return {
+      bufferedAmount: () => ws.getBufferedAmount(),
+      topics: () => ws.getTopics(),
+      unsubscribe: (topic) => ws.unsubscribe(topic),
+      subscribe: (topic) => ws.subscribe(topic),
+      sendAll: (payloads) => {
+        ws.cork(() => {
+          for (const payload of payloads) ws.send(payload, false, false);
+        });
+        this.resumedSent.inc(payloads.length);
+      },
+      resnapshot: (topic) => {
+        const colon = topic.indexOf(':');
+        attach(topic.slice(0, colon) as Channel, topic.slice(colon + 1));
+      },
+      disconnectSlow: (reason) => {
+        ws.send(
+          encodeClientError(clientError(CLIENT_ERRORS.slowConsumer, slowConsumerReasons[reason])),
+          false,
+          false,
+        );
+        this.deps.metrics.clientErrorsTotal.labels(CLIENT_ERRORS.slowConsumer.code).inc();
+        this.end(ws, CLOSE_CODES.slowConsumer, 'slow consumer', 'slow_consumer');
+      },
+    };
+  }
+
+  private checkBackpressure(): void {
+    const links: FlowConnection[] = [];
+    for (const ws of this.open) {
+      const { link } = ws.getUserData();
+      if (link) links.push(link);
+    }
+    this.flow.check(links, performance.now());
   }
 
   private closeUnsubscribed(): void {

@@ -28,7 +28,7 @@ const cases: Array<[string, unknown, string, RegExp]> = [
     'unknown channel',
     { type: 'subscribe', product_ids: ['BTC-USD'], channels: ['full'] },
     'unknown_channel',
-    /"full" is not a valid channel/,
+    /^full is not a valid channel$/,
   ],
   [
     'malformed product id',

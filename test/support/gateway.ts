@@ -76,3 +76,21 @@ export async function getFresh(url: string): Promise<{ status: number; body: str
     req.end();
   });
 }
+
+/** Waits until a metric satisfies a condition (server-side state has no event a client can await). */
+export async function waitForMetric(
+  gateway: TestGateway,
+  name: string,
+  labels: string,
+  condition: (value: number) => boolean,
+  timeoutMs = 10_000,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = (await gateway.metric(name, labels)) ?? 0;
+    if (condition(value)) return value;
+    if (performance.now() > deadline)
+      throw new Error(`${name}{${labels}} stayed at ${value} for ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

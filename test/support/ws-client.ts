@@ -78,6 +78,12 @@ export class TestClient {
     return this.closed;
   }
 
+  /** Drops the TCP connection without a close handshake (an abrupt disconnect). */
+  terminate(): Promise<{ code: number; reason: string }> {
+    this.socket.terminate();
+    return this.closed;
+  }
+
   private dispatch(): void {
     while (this.waiters.length > 0 && this.cursor < this.messages.length) {
       const message = this.messages[this.cursor++]!;

@@ -180,9 +180,13 @@ describe('MarketModel', () => {
     const hub = new Hub(
       [product],
       sink,
-      { eventApplied() {}, eventRejected: (reason, _id, detail) => rejections.push([reason, detail]) },
+      {
+        eventApplied() {},
+        conflated() {},
+        eventRejected: (reason, _id, detail) => rejections.push([reason, detail]),
+      },
       () => {},
-      { ...COINBASE_TIMINGS, statusMs: 10_000 },
+      { ...COINBASE_TIMINGS, statusMs: 10_000, throttleMs: 0 },
     );
     const model = new MarketModel(product, new Random(5), 20);
     hub.onEvent(model.snapshot(isoMicros(start * 1000)), 0);
@@ -332,10 +336,11 @@ describe('SimulatorSource', () => {
       { publish() {} },
       {
         eventApplied: () => applied++,
+        conflated: () => {},
         eventRejected: (reason, id, detail) => rejected.push(`${reason} ${id} ${detail}`),
       },
       (id) => source.requestSnapshot(id),
-      { ...COINBASE_TIMINGS, statusMs: 10_000 },
+      { ...COINBASE_TIMINGS, statusMs: 10_000, throttleMs: 0 },
     );
     await source.start(hub);
     expect(hub.isReady()).toBe(true);

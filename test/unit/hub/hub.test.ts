@@ -5,11 +5,14 @@ import {
   COINBASE_TIMINGS,
   Hub,
   type HubObserver,
+  type HubTimings,
   type InvalidEventReason,
   type PublicationSink,
 } from '../../../src/hub/hub.js';
 import { isIsoTime } from '../../../src/market/time.js';
 import type { BookChange, Channel, PriceLevel, Side } from '../../../src/market/types.js';
+import { BookReplica } from '../../support/book-replica.js';
+import type { Message } from '../../support/ws-client.js';
 
 // --- fakes -------------------------------------------------------------------------------------
 
@@ -24,13 +27,21 @@ type Json = Record<string, unknown>;
 
 class RecordingSink implements PublicationSink {
   readonly publications: Publication[] = [];
+  /** performance.now() (faked) of each publication, parallel to `publications`. */
+  readonly times: number[] = [];
 
   publish(topic: string, channel: Channel, payload: string, receivedAt: number): void {
     this.publications.push({ topic, channel, payload, receivedAt });
+    this.times.push(performance.now());
   }
 
   on(topic: string): Publication[] {
     return this.publications.filter((p) => p.topic === topic);
+  }
+
+  /** When each publication on `topic` went out. */
+  timesOn(topic: string): number[] {
+    return this.times.filter((_, i) => this.publications[i]?.topic === topic);
   }
 
   messages(topic: string): Json[] {
@@ -39,15 +50,25 @@ class RecordingSink implements PublicationSink {
 
   clear(): void {
     this.publications.length = 0;
+    this.times.length = 0;
   }
 }
 
 class RecordingObserver implements HubObserver {
   applied = 0;
+  readonly conflations: Channel[] = [];
   readonly rejected: Array<{ reason: InvalidEventReason; productId: string; detail: string }> = [];
 
   eventApplied(): void {
     this.applied++;
+  }
+
+  conflated(channel: Channel): void {
+    this.conflations.push(channel);
+  }
+
+  conflationsOf(channel: Channel): number {
+    return this.conflations.filter((c) => c === channel).length;
   }
 
   eventRejected(reason: InvalidEventReason, productId: string, detail: string): void {
@@ -63,7 +84,9 @@ class RecordingObserver implements HubObserver {
 
 const BTC = productFromId('BTC-USD') as ProductSpec;
 const ETH = productFromId('ETH-USD') as ProductSpec;
-const TIMINGS = { ...COINBASE_TIMINGS, statusMs: 10_000 };
+const TIMINGS: HubTimings = { ...COINBASE_TIMINGS, statusMs: 10_000, throttleMs: 0 };
+/** WS_THROTTLE_MS=100. */
+const THROTTLED: HubTimings = { ...TIMINGS, throttleMs: 100 };
 const FEED_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
 const T = '2024-03-01T12:00:00.000000Z';
@@ -132,17 +155,17 @@ let observer: RecordingObserver;
 let requests: string[];
 let hub: Hub;
 
-function newHub(specs: readonly ProductSpec[] = [BTC, ETH]): Hub {
+function newHub(specs: readonly ProductSpec[] = [BTC, ETH], timings: HubTimings = TIMINGS): Hub {
   sink = new RecordingSink();
   observer = new RecordingObserver();
   requests = [];
-  hub = new Hub(specs, sink, observer, (id) => requests.push(id), TIMINGS);
+  hub = new Hub(specs, sink, observer, (id) => requests.push(id), timings);
   return hub;
 }
 
 /** A hub whose BTC-USD book is bootstrapped at sequence 10, with the recordings cleared. */
-function bootstrapped(): Hub {
-  newHub();
+function bootstrapped(timings: HubTimings = TIMINGS): Hub {
+  newHub([BTC, ETH], timings);
   hub.onEvent(snapshot(10), 1);
   sink.clear();
   observer.applied = 0;
@@ -153,8 +176,22 @@ function bookOf(productId = 'BTC-USD') {
   return hub.restBook(productId, 2);
 }
 
+/** A small seeded PRNG: the same event stream on every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
 beforeEach(() => {
-  vi.useFakeTimers();
+  // The throttles read performance.now() and wait on setTimeout: both must follow the fake clock.
+  vi.useFakeTimers({
+    toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'],
+  });
   vi.setSystemTime(NOW);
 });
 
@@ -227,21 +264,24 @@ describe('l2update on the level2 topic', () => {
   it('publishes each book event at once with its sequence and the feed fields', () => {
     bootstrapped();
     hub.onEvent(update(11, [['buy', '100.50', '0.50000000', 1]], T1), 7);
+    const payload = JSON.stringify({
+      type: 'l2update',
+      product_id: 'BTC-USD',
+      changes: [['buy', '100.50', '0.50000000']],
+      time: T1,
+      sequence: 11,
+    });
+    // level2_batch too: the first update after a quiet interval goes out at once (leading edge).
     expect(sink.publications).toEqual([
-      {
-        topic: 'level2:BTC-USD',
-        channel: 'level2',
-        payload: JSON.stringify({
-          type: 'l2update',
-          product_id: 'BTC-USD',
-          changes: [['buy', '100.50', '0.50000000']],
-          time: T1,
-          sequence: 11,
-        }),
-        receivedAt: 7,
-      },
+      { topic: 'level2:BTC-USD', channel: 'level2', payload, receivedAt: 7 },
+      { topic: 'level2_batch:BTC-USD', channel: 'level2_batch', payload, receivedAt: 7 },
     ]);
     expect(observer.applied).toBe(1);
+    // With WS_THROTTLE_MS=0, level2 passes every event straight on.
+    hub.onEvent(update(12, [['buy', '100.60', '0.50000000', 1]], T1), 8);
+    hub.onEvent(update(13, [['buy', '100.70', '0.50000000', 1]], T1), 9);
+    expect(sink.messages('level2:BTC-USD').map((m) => m.sequence)).toEqual([11, 12, 13]);
+    expect(observer.conflationsOf('level2')).toBe(0);
   });
 
   it('writes a removed level with its zero size, and updates the book', () => {
@@ -279,14 +319,26 @@ describe('l2update on the level2 topic', () => {
 });
 
 describe('level2_batch', () => {
-  it('merges the changes of a 50 ms window, one entry per level with its latest size', () => {
+  it('sends the first update at once, then merges the rest of the 50 ms into one, each level with its latest size', () => {
     bootstrapped();
     hub.start();
-    hub.onEvent(update(11, [['buy', '100.50', '0.50000000', 1]], T1), 5);
-    hub.onEvent(update(12, [['sell', '101.00', '2.00000000', 2]], T2), 6);
+    hub.onEvent(update(11, [['buy', '99.50', '1.00000000', 1]], T), 4);
+    // The first change after a quiet interval goes out at once.
+    expect(sink.messages('level2_batch:BTC-USD')).toEqual([
+      {
+        type: 'l2update',
+        product_id: 'BTC-USD',
+        changes: [['buy', '99.50', '1.00000000']],
+        time: T,
+        sequence: 11,
+      },
+    ]);
+    vi.advanceTimersByTime(10);
+    hub.onEvent(update(12, [['buy', '100.50', '0.50000000', 1]], T1), 5);
+    hub.onEvent(update(13, [['sell', '101.00', '2.00000000', 2]], T2), 6);
     hub.onEvent(
       update(
-        13,
+        14,
         [
           ['buy', '100.50', '0.70000000', 2],
           ['sell', '101.50', '1.00000000', 1],
@@ -295,32 +347,35 @@ describe('level2_batch', () => {
       ),
       7,
     );
-    hub.onEvent(update(14, [['sell', '101.50', '0.00000000', 0]], T3), 8);
-    expect(sink.on('level2_batch:BTC-USD')).toEqual([]);
-    vi.advanceTimersByTime(49);
-    expect(sink.on('level2_batch:BTC-USD')).toEqual([]);
+    hub.onEvent(update(15, [['sell', '101.50', '0.00000000', 0]], T3), 8);
+    expect(sink.on('level2_batch:BTC-USD')).toHaveLength(1);
+    // The interval counts from the last emission (t=0), not from the first merged event (t=10).
+    vi.advanceTimersByTime(39);
+    expect(sink.on('level2_batch:BTC-USD')).toHaveLength(1);
     vi.advanceTimersByTime(1);
-    expect(sink.on('level2_batch:BTC-USD')).toEqual([
-      {
-        topic: 'level2_batch:BTC-USD',
-        channel: 'level2_batch',
-        payload: JSON.stringify({
-          type: 'l2update',
-          product_id: 'BTC-USD',
-          changes: [
-            ['buy', '100.50', '0.70000000'],
-            ['sell', '101.00', '2.00000000'],
-            ['sell', '101.50', '0.00000000'],
-          ],
-          time: T3,
-          sequence: 14,
-        }),
-        // The batch carries the arrival time of its oldest event.
-        receivedAt: 5,
-      },
-    ]);
+    expect(sink.on('level2_batch:BTC-USD')[1]).toEqual({
+      topic: 'level2_batch:BTC-USD',
+      channel: 'level2_batch',
+      payload: JSON.stringify({
+        type: 'l2update',
+        product_id: 'BTC-USD',
+        changes: [
+          ['buy', '100.50', '0.70000000'],
+          ['sell', '101.00', '2.00000000'],
+          ['sell', '101.50', '0.00000000'],
+        ],
+        time: T3,
+        sequence: 15,
+      }),
+      // The merged update carries the arrival time of its oldest event.
+      receivedAt: 5,
+    });
+    expect(sink.timesOn('level2_batch:BTC-USD')).toEqual([0, 50]);
+    // Four events went out as two messages: 12 started the pending update, 13-15 merged into it.
+    expect(observer.conflationsOf('level2_batch')).toBe(3);
     // level2 got every event on its own.
-    expect(sink.messages('level2:BTC-USD').map((m) => m.sequence)).toEqual([11, 12, 13, 14]);
+    expect(sink.messages('level2:BTC-USD').map((m) => m.sequence)).toEqual([11, 12, 13, 14, 15]);
+    expect(observer.conflationsOf('level2')).toBe(0);
   });
 
   it('publishes at most once per 50 ms and nothing when nothing changed', () => {
@@ -329,25 +384,37 @@ describe('level2_batch', () => {
     hub.onEvent(update(11, [['buy', '100.50', '0.50000000', 1]]), 0);
     vi.advanceTimersByTime(10);
     hub.onEvent(update(12, [['buy', '100.60', '0.50000000', 1]]), 0);
-    vi.advanceTimersByTime(40);
-    expect(sink.messages('level2_batch:BTC-USD').map((m) => m.sequence)).toEqual([12]);
+    vi.advanceTimersByTime(39);
+    expect(sink.messages('level2_batch:BTC-USD').map((m) => m.sequence)).toEqual([11]);
+    vi.advanceTimersByTime(1);
+    expect(sink.messages('level2_batch:BTC-USD').map((m) => m.sequence)).toEqual([11, 12]);
+    // Right after an emission the next change waits for the end of the next interval.
     hub.onEvent(update(13, [['buy', '100.70', '0.50000000', 1]]), 0);
     vi.advanceTimersByTime(49);
-    expect(sink.on('level2_batch:BTC-USD')).toHaveLength(1);
-    vi.advanceTimersByTime(1);
-    expect(sink.messages('level2_batch:BTC-USD').map((m) => m.sequence)).toEqual([12, 13]);
-    vi.advanceTimersByTime(1_000);
     expect(sink.on('level2_batch:BTC-USD')).toHaveLength(2);
+    vi.advanceTimersByTime(1);
+    expect(sink.messages('level2_batch:BTC-USD').map((m) => m.sequence)).toEqual([11, 12, 13]);
+    // Nothing changed, nothing sent.
+    vi.advanceTimersByTime(1_000);
+    expect(sink.on('level2_batch:BTC-USD')).toHaveLength(3);
+    // After a quiet interval the next change goes out at once again.
+    hub.onEvent(update(14, [['buy', '100.80', '0.50000000', 1]]), 0);
+    expect(sink.messages('level2_batch:BTC-USD').map((m) => m.sequence)).toEqual([11, 12, 13, 14]);
+    expect(sink.timesOn('level2_batch:BTC-USD')).toEqual([0, 50, 100, 1_100]);
+    const times = sink.timesOn('level2_batch:BTC-USD');
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(50);
   });
 
-  it('stops publishing after stop()', () => {
+  it('after stop() sends no heartbeat or status, while updates still go out (they need no timer)', () => {
     bootstrapped();
     hub.start();
     hub.stop();
     hub.onEvent(update(11, [['buy', '100.50', '0.50000000', 1]]), 0);
     vi.advanceTimersByTime(10_000);
-    expect(sink.on('level2_batch:BTC-USD')).toEqual([]);
+    // level2_batch is driven by events, not by a cadence: the update went out at once.
+    expect(sink.messages('level2_batch:BTC-USD').map((m) => m.sequence)).toEqual([11]);
     expect(sink.on('heartbeat:BTC-USD')).toEqual([]);
+    expect(sink.on('status')).toEqual([]);
   });
 });
 
@@ -356,12 +423,16 @@ describe('match and ticker on trades', () => {
     bootstrapped();
     // A buy taker lifts 0.25 of the 1.5 resting at the best ask (the maker sold).
     hub.onEvent(trade(11, 5, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.25000000', 1]], T1), 9);
+    // The batch channels' first message after a quiet interval goes out at once too.
     expect(sink.publications.map((p) => [p.topic, p.channel, p.receivedAt])).toEqual([
       ['level2:BTC-USD', 'level2', 9],
+      ['level2_batch:BTC-USD', 'level2_batch', 9],
       ['matches:BTC-USD', 'matches', 9],
       ['ticker:BTC-USD', 'ticker', 9],
+      ['ticker_batch:BTC-USD', 'ticker_batch', 9],
     ]);
-    const [, match, ticker] = sink.publications;
+    const [, , match, ticker, tickerBatch] = sink.publications;
+    expect(tickerBatch?.payload).toBe(ticker?.payload);
     expect(match?.payload).toBe(
       JSON.stringify({
         type: 'match',
@@ -453,31 +524,39 @@ describe('match and ticker on trades', () => {
     });
   });
 
-  it('publishes ticker_batch every 5 s with the latest ticker, typed "ticker"', () => {
+  it('publishes ticker_batch at most once per 5 s with the latest ticker, typed "ticker"', () => {
     bootstrapped();
     hub.start();
     hub.onEvent(trade(11, 5, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.25000000', 1]]), 3);
+    // The first ticker after a quiet interval goes out at once.
+    expect(sink.messages('ticker_batch:BTC-USD').map((m) => m.trade_id)).toEqual([5]);
     vi.advanceTimersByTime(1_000);
     hub.onEvent(trade(12, 6, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.00000000', 1]]), 4);
-    vi.advanceTimersByTime(3_999);
-    expect(sink.on('ticker_batch:BTC-USD')).toEqual([]);
+    vi.advanceTimersByTime(500);
+    hub.onEvent(trade(13, 7, 'sell', '101.00', '0.25000000', [['sell', '101.00', '0.75000000', 1]]), 5);
+    vi.advanceTimersByTime(3_499);
+    expect(sink.on('ticker_batch:BTC-USD')).toHaveLength(1);
     vi.advanceTimersByTime(1);
     const batches = sink.on('ticker_batch:BTC-USD');
-    expect(batches).toHaveLength(1);
-    expect(batches[0]?.channel).toBe('ticker_batch');
-    expect(batches[0]?.payload).toBe(sink.on('ticker:BTC-USD').at(-1)?.payload);
-    expect(batches[0]?.receivedAt).toBe(3);
-    expect(JSON.parse(batches[0]?.payload ?? '{}')).toMatchObject({
+    expect(batches).toHaveLength(2);
+    expect(batches[1]?.channel).toBe('ticker_batch');
+    expect(batches[1]?.payload).toBe(sink.on('ticker:BTC-USD').at(-1)?.payload);
+    // The oldest merged trade's arrival.
+    expect(batches[1]?.receivedAt).toBe(4);
+    expect(JSON.parse(batches[1]?.payload ?? '{}')).toMatchObject({
       type: 'ticker',
-      trade_id: 6,
-      sequence: 12,
+      trade_id: 7,
+      sequence: 13,
     });
+    expect(sink.timesOn('ticker_batch:BTC-USD')).toEqual([0, 5_000]);
+    expect(observer.conflationsOf('ticker_batch')).toBe(1);
+    // ticker (WS_THROTTLE_MS=0) got every trade.
+    expect(sink.messages('ticker:BTC-USD').map((m) => m.trade_id)).toEqual([5, 6, 7]);
     // Nothing new, nothing sent.
     vi.advanceTimersByTime(20_000);
-    expect(sink.on('ticker_batch:BTC-USD')).toHaveLength(1);
-    hub.onEvent(trade(13, 7, 'sell', '101.00', '0.25000000', [['sell', '101.00', '0.75000000', 1]]), 5);
-    vi.advanceTimersByTime(5_000);
-    expect(sink.messages('ticker_batch:BTC-USD').map((m) => m.trade_id)).toEqual([6, 7]);
+    expect(sink.on('ticker_batch:BTC-USD')).toHaveLength(2);
+    hub.onEvent(trade(14, 8, 'sell', '101.00', '0.25000000', [['sell', '101.00', '0.50000000', 1]]), 6);
+    expect(sink.messages('ticker_batch:BTC-USD').map((m) => m.trade_id)).toEqual([5, 7, 8]);
   });
 
   it('book events alone produce no match or ticker', () => {
@@ -505,6 +584,324 @@ describe('match and ticker on trades', () => {
       expect(sink.publications).toEqual([]);
       expect(bookOf()?.sequence).toBe(10);
     }
+  });
+});
+
+describe('WS_THROTTLE_MS=100', () => {
+  it('sends at most one l2update per product per 100 ms, merging each level once with its latest size', () => {
+    bootstrapped(THROTTLED);
+    hub.onEvent(snapshot(1, [['3000.00', '1.00000000', 1]], [['3001.00', '1.00000000', 1]], 'ETH-USD'), 0);
+    sink.clear();
+    hub.onEvent(update(11, [['buy', '99.50', '1.00000000', 1]], T), 1);
+    expect(sink.messages('level2:BTC-USD').map((m) => m.sequence)).toEqual([11]);
+    vi.advanceTimersByTime(10);
+    hub.onEvent(update(12, [['buy', '100.50', '0.50000000', 1]], T1), 2);
+    // Another product is throttled on its own: its first update goes out at once.
+    hub.onEvent(update(2, [['buy', '3000.50', '1.00000000', 1]], T1, 'ETH-USD'), 2);
+    expect(sink.messages('level2:ETH-USD').map((m) => m.sequence)).toEqual([2]);
+    vi.advanceTimersByTime(10);
+    hub.onEvent(
+      update(
+        13,
+        [
+          ['sell', '101.50', '1.00000000', 1],
+          ['buy', '100.50', '0.60000000', 2],
+        ],
+        T2,
+      ),
+      3,
+    );
+    vi.advanceTimersByTime(10);
+    hub.onEvent(
+      update(
+        14,
+        [
+          ['buy', '100.50', '0.70000000', 3],
+          ['sell', '101.50', '0.00000000', 0],
+          ['buy', '99.50', '0.00000000', 0],
+        ],
+        T3,
+      ),
+      4,
+    );
+    vi.advanceTimersByTime(69);
+    expect(sink.on('level2:BTC-USD')).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(sink.on('level2:BTC-USD')).toHaveLength(2);
+    expect(sink.on('level2:BTC-USD')[1]).toEqual({
+      topic: 'level2:BTC-USD',
+      channel: 'level2',
+      payload: JSON.stringify({
+        type: 'l2update',
+        product_id: 'BTC-USD',
+        changes: [
+          ['buy', '100.50', '0.70000000'],
+          ['sell', '101.50', '0.00000000'],
+          ['buy', '99.50', '0.00000000'],
+        ],
+        time: T3,
+        sequence: 14,
+      }),
+      receivedAt: 2,
+    });
+    expect(sink.timesOn('level2:BTC-USD')).toEqual([0, 100]);
+    // level2_batch: max(50, WS_THROTTLE_MS) = 100 ms, the same merge.
+    expect(sink.on('level2_batch:BTC-USD').map((p) => p.payload)).toEqual(
+      sink.on('level2:BTC-USD').map((p) => p.payload),
+    );
+    expect(sink.timesOn('level2_batch:BTC-USD')).toEqual([0, 100]);
+    // The merged update leaves the book where the feed left it.
+    expect(bookOf()).toMatchObject({
+      bids: [
+        ['100.50', '0.70000000', 3],
+        ['100.00', '1.00000000', 1],
+        ['99.00', '2.00000000', 2],
+      ],
+      asks: [
+        ['101.00', '1.50000000', 1],
+        ['102.00', '3.00000000', 3],
+      ],
+      sequence: 14,
+    });
+    // Nothing pending, nothing more.
+    vi.advanceTimersByTime(1_000);
+    expect(sink.on('level2:BTC-USD')).toHaveLength(2);
+  });
+
+  it('keeps at most one l2update per 100 ms under a steady stream', () => {
+    bootstrapped(THROTTLED);
+    for (let i = 0; i < 200; i++) {
+      const size = `${(i % 9) + 1}.00000000`;
+      hub.onEvent(update(11 + i, [['buy', `9${i % 10}.00`, size, 1]]), i);
+      vi.advanceTimersByTime(7);
+    }
+    vi.advanceTimersByTime(100);
+    const times = sink.timesOn('level2:BTC-USD');
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(100);
+    // 1.4 s of events: one message at once, then one per 100 ms.
+    expect(times.length).toBeLessThanOrEqual(15);
+    expect(sink.messages('level2:BTC-USD').at(-1)?.sequence).toBe(210);
+    expect(sink.messages('level2:BTC-USD').map((m) => m.sequence)).toEqual(
+      [...sink.messages('level2:BTC-USD').map((m) => m.sequence as number)].sort((a, b) => a - b),
+    );
+  });
+
+  it('sends at most one ticker per 100 ms with the latest trade, and every match at once and in order', () => {
+    bootstrapped(THROTTLED);
+    hub.onEvent(trade(11, 5, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.25000000', 1]], T1), 1);
+    vi.advanceTimersByTime(30);
+    hub.onEvent(trade(12, 6, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.00000000', 1]], T2), 2);
+    vi.advanceTimersByTime(30);
+    hub.onEvent(trade(13, 7, 'buy', '100.00', '0.50000000', [['buy', '100.00', '0.50000000', 1]], T3), 3);
+    // Matches are never conflated nor delayed.
+    expect(sink.messages('matches:BTC-USD').map((m) => [m.type, m.trade_id, m.sequence])).toEqual([
+      ['match', 5, 11],
+      ['match', 6, 12],
+      ['match', 7, 13],
+    ]);
+    expect(sink.timesOn('matches:BTC-USD')).toEqual([0, 30, 60]);
+    expect(sink.messages('ticker:BTC-USD').map((m) => m.trade_id)).toEqual([5]);
+    vi.advanceTimersByTime(39);
+    expect(sink.on('ticker:BTC-USD')).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    const tickers = sink.on('ticker:BTC-USD');
+    expect(tickers).toHaveLength(2);
+    expect(sink.timesOn('ticker:BTC-USD')).toEqual([0, 100]);
+    // The latest trade, with the statistics and best prices after it.
+    expect(JSON.parse(tickers[1]?.payload ?? '{}')).toMatchObject({
+      type: 'ticker',
+      trade_id: 7,
+      sequence: 13,
+      price: '100.00',
+      side: 'sell',
+      volume_24h: '1.00000000',
+      best_bid: '100.00',
+      best_bid_size: '0.50000000',
+      best_ask: '101.00',
+      best_ask_size: '1.00000000',
+      time: T3,
+    });
+    expect(tickers[1]?.receivedAt).toBe(2);
+    expect(observer.conflationsOf('ticker')).toBe(1);
+    expect(observer.conflationsOf('matches')).toBe(0);
+    // Matches went out before the ticker that carries them.
+    expect(
+      sink.publications.findIndex((p) => p.topic === 'matches:BTC-USD' && p.payload.includes('"trade_id":7')),
+    ).toBeLessThan(
+      sink.publications.findIndex((p) => p.topic === 'ticker:BTC-USD' && p.payload.includes('"trade_id":7')),
+    );
+  });
+
+  it('a client replica applying the snapshot and the throttled l2updates ends equal to the REST book', () => {
+    bootstrapped(THROTTLED);
+    const random = mulberry32(7);
+    const pick = <V>(values: readonly V[]): V => values[Math.floor(random() * values.length)]!;
+    const bidPrices = ['95.00', '96.00', '97.00', '98.00', '99.00', '99.50', '100.00'];
+    const askPrices = ['101.00', '101.50', '102.00', '103.00', '104.00', '105.00'];
+    const sizes = ['0.00000000', '0.50000000', '1.00000000', '2.25000000', '3.00000000'];
+    const parse = (p: { payload: string }) => JSON.parse(p.payload) as Message;
+    const replicas = {
+      level2: new BookReplica(),
+      level2_batch: new BookReplica(),
+    };
+    replicas.level2.apply(JSON.parse(hub.initialMessages('level2', 'BTC-USD')[0]!) as Message);
+    replicas.level2_batch.apply(JSON.parse(hub.initialMessages('level2_batch', 'BTC-USD')[0]!) as Message);
+    let late: { replica: BookReplica; from: number } | undefined;
+    /** The hub's book after each applied sequence. */
+    const hubHistory = new Map<number, { bids: string[][]; asks: string[][] }>();
+    const levels = () => {
+      const book = bookOf()!;
+      return { bids: book.bids.map((l) => [l[0], l[1]]), asks: book.asks.map((l) => [l[0], l[1]]) };
+    };
+    let sequence = 10;
+    let tradeId = 0;
+    for (let i = 0; i < 400; i++) {
+      vi.advanceTimersByTime(Math.floor(random() * 30));
+      if (i === 200) {
+        // A subscriber joining mid-stream, very likely with an update pending.
+        const replica = new BookReplica();
+        replica.apply(JSON.parse(hub.initialMessages('level2', 'BTC-USD')[0]!) as Message);
+        late = { replica, from: sink.publications.length };
+      }
+      const book = bookOf()!;
+      if (random() < 0.2 && book.asks.length > 0 && book.bids.length > 0) {
+        const buy = random() < 0.5;
+        const [price, size] = buy ? book.bids[0]! : book.asks[0]!;
+        const side: Side = buy ? 'buy' : 'sell';
+        hub.onEvent(trade(++sequence, ++tradeId, side, price, size, [[side, price, '0.00000000', 0]]), i);
+      } else {
+        const changes: BookChange[] = [];
+        for (let n = 1 + Math.floor(random() * 3); n > 0; n--) {
+          const buy = random() < 0.5;
+          const size = pick(sizes);
+          changes.push([
+            buy ? 'buy' : 'sell',
+            pick(buy ? bidPrices : askPrices),
+            size,
+            size === sizes[0] ? 0 : 1,
+          ]);
+        }
+        hub.onEvent(update(++sequence, changes), i);
+      }
+      expect(observer.rejected).toEqual([]);
+      hubHistory.set(sequence, levels());
+    }
+    vi.advanceTimersByTime(100);
+    sink.publications.forEach((p, index) => {
+      if (p.topic === 'level2:BTC-USD') {
+        replicas.level2.apply(parse(p));
+        if (late && index >= late.from) late.replica.apply(parse(p));
+      }
+      if (p.topic === 'level2_batch:BTC-USD') replicas.level2_batch.apply(parse(p));
+    });
+    const rest = bookOf()!;
+    expect(rest.sequence).toBe(sequence);
+    for (const replica of [replicas.level2, replicas.level2_batch, late!.replica]) {
+      expect(replica.sequence).toBe(rest.sequence);
+      expect(replica.levels()).toEqual(levels());
+      // At every sequence it reached, the replica matched the hub's book at that sequence.
+      for (const [at, book] of replica.history)
+        if (at > 10) expect(book, `sequence ${at}`).toEqual(hubHistory.get(at));
+    }
+    // Throttled indeed: far fewer messages than events, never two within 100 ms.
+    const times = sink.timesOn('level2:BTC-USD');
+    expect(times.length).toBeLessThan(sequence - 10);
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(100);
+    expect(observer.conflationsOf('level2')).toBeGreaterThan(0);
+  });
+
+  it('reports each merge into a pending message per channel, never for matches', () => {
+    bootstrapped(THROTTLED);
+    // t=0: sent at once; t=10: starts a pending update; t=20, t=30: merged.
+    hub.onEvent(trade(11, 1, 'sell', '101.00', '0.10000000', [['sell', '101.00', '1.40000000', 1]]), 0);
+    for (const [i, size] of ['1.30000000', '1.20000000', '1.10000000'].entries()) {
+      vi.advanceTimersByTime(10);
+      hub.onEvent(trade(12 + i, 2 + i, 'sell', '101.00', '0.10000000', [['sell', '101.00', size, 1]]), 0);
+    }
+    expect(observer.conflationsOf('level2')).toBe(2);
+    expect(observer.conflationsOf('level2_batch')).toBe(2);
+    expect(observer.conflationsOf('ticker')).toBe(2);
+    expect(observer.conflationsOf('ticker_batch')).toBe(2);
+    expect(observer.conflationsOf('matches')).toBe(0);
+    vi.advanceTimersByTime(5_000);
+    // Four events, two messages on each conflating channel: two saved, two counted.
+    for (const topic of ['level2', 'level2_batch', 'ticker', 'ticker_batch'])
+      expect(sink.on(`${topic}:BTC-USD`), topic).toHaveLength(2);
+    expect(sink.on('matches:BTC-USD')).toHaveLength(4);
+    expect(observer.conflations).toHaveLength(8);
+  });
+
+  it('a resync snapshot discards the pending merged changes', () => {
+    bootstrapped(THROTTLED);
+    hub.onEvent(update(11, [['buy', '100.50', '1.00000000', 1]]), 0);
+    vi.advanceTimersByTime(10);
+    hub.onEvent(update(12, [['buy', '100.60', '1.00000000', 1]]), 0);
+    hub.onEvent(update(14, [['buy', '100.70', '1.00000000', 1]]), 0);
+    expect(observer.reasons()).toEqual(['sequence_gap']);
+    vi.advanceTimersByTime(10);
+    const fresh = snapshot(20, [['100.90', '4.00000000', 4]], [['101.10', '5.00000000', 5]], 'BTC-USD', T2);
+    hub.onEvent(fresh, 0);
+    expect(sink.messages('level2:BTC-USD').map((m) => [m.type, m.sequence])).toEqual([
+      ['l2update', 11],
+      ['snapshot', 20],
+    ]);
+    // The update merged before the resync (sequence 12) describes a book that no longer exists.
+    vi.advanceTimersByTime(1_000);
+    for (const topic of ['level2:BTC-USD', 'level2_batch:BTC-USD'])
+      expect(
+        sink.messages(topic).map((m) => [m.type, m.sequence]),
+        topic,
+      ).toEqual([
+        ['l2update', 11],
+        ['snapshot', 20],
+      ]);
+    // The stream resumes from the snapshot: only changes after it.
+    hub.onEvent(update(21, [['buy', '100.95', '1.00000000', 1]]), 0);
+    expect(sink.messages('level2:BTC-USD').at(-1)).toMatchObject({
+      type: 'l2update',
+      sequence: 21,
+      changes: [['buy', '100.95', '1.00000000']],
+    });
+  });
+
+  it('a resync snapshot arriving while an update is pending, then a new update, sends only the new one', () => {
+    bootstrapped(THROTTLED);
+    hub.onEvent(update(11, [['buy', '100.50', '1.00000000', 1]]), 0);
+    vi.advanceTimersByTime(10);
+    hub.onEvent(update(12, [['buy', '100.60', '1.00000000', 1]]), 0);
+    hub.onEvent(update(14, [['buy', '100.70', '1.00000000', 1]]), 0);
+    hub.onEvent(snapshot(20, [['100.90', '4.00000000', 4]], [['101.10', '5.00000000', 5]]), 0);
+    vi.advanceTimersByTime(10);
+    hub.onEvent(update(21, [['buy', '100.95', '1.00000000', 1]]), 0);
+    vi.advanceTimersByTime(1_000);
+    expect(sink.messages('level2:BTC-USD').map((m) => [m.type, m.sequence, m.changes])).toEqual([
+      ['l2update', 11, [['buy', '100.50', '1.00000000']]],
+      ['snapshot', 20, undefined],
+      ['l2update', 21, [['buy', '100.95', '1.00000000']]],
+    ]);
+    // Still at most once per 100 ms: the update after the snapshot waited for the interval.
+    expect(sink.timesOn('level2:BTC-USD')).toEqual([0, 10, 100]);
+  });
+
+  it('new ticker subscribers get the last ticker sent on their channel, not the pending one', () => {
+    bootstrapped(THROTTLED);
+    hub.onEvent(trade(11, 5, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.25000000', 1]]), 0);
+    const first = sink.on('ticker:BTC-USD')[0]?.payload;
+    vi.advanceTimersByTime(50);
+    hub.onEvent(trade(12, 6, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.00000000', 1]]), 0);
+    expect(hub.initialMessages('ticker', 'BTC-USD')).toEqual([first]);
+    expect(hub.initialMessages('ticker_batch', 'BTC-USD')).toEqual([first]);
+    vi.advanceTimersByTime(50);
+    const second = sink.on('ticker:BTC-USD')[1]?.payload;
+    expect(JSON.parse(second ?? '{}')).toMatchObject({ trade_id: 6 });
+    expect(hub.initialMessages('ticker', 'BTC-USD')).toEqual([second]);
+    // ticker_batch still holds trade 6 until its 5 s interval ends.
+    expect(hub.initialMessages('ticker_batch', 'BTC-USD')).toEqual([first]);
+    vi.advanceTimersByTime(4_900);
+    expect(hub.initialMessages('ticker_batch', 'BTC-USD')).toEqual([
+      sink.on('ticker_batch:BTC-USD').at(-1)?.payload,
+    ]);
+    expect(hub.initialMessages('ticker_batch', 'BTC-USD')).toEqual([second]);
   });
 });
 
@@ -941,6 +1338,24 @@ describe('initialMessages', () => {
     const ticker = sink.on('ticker:BTC-USD').at(-1)?.payload;
     expect(hub.initialMessages('ticker', 'BTC-USD')).toEqual([ticker]);
     expect(hub.initialMessages('ticker_batch', 'BTC-USD')).toEqual([ticker]);
+  });
+
+  it('ticker_batch gets the last ticker emitted on ticker_batch, never a duplicate of the next flush', () => {
+    bootstrapped();
+    hub.onEvent(trade(11, 5, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.25000000', 1]]), 0);
+    const emitted = sink.on('ticker_batch:BTC-USD').at(-1)?.payload;
+    vi.advanceTimersByTime(1_000);
+    hub.onEvent(trade(12, 6, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.00000000', 1]]), 0);
+    // ticker (WS_THROTTLE_MS=0) sent trade 6 at once; ticker_batch holds it for 4 s more.
+    expect(JSON.parse(hub.initialMessages('ticker', 'BTC-USD')[0] ?? '{}')).toMatchObject({ trade_id: 6 });
+    expect(hub.initialMessages('ticker_batch', 'BTC-USD')).toEqual([emitted]);
+    expect(JSON.parse(emitted ?? '{}')).toMatchObject({ trade_id: 5 });
+    // A subscriber that joined now gets trade 5, then trade 6 when the interval ends: no duplicate.
+    vi.advanceTimersByTime(4_000);
+    const flushed = sink.on('ticker_batch:BTC-USD').at(-1)?.payload;
+    expect(JSON.parse(flushed ?? '{}')).toMatchObject({ trade_id: 6 });
+    expect(flushed).not.toBe(emitted);
+    expect(hub.initialMessages('ticker_batch', 'BTC-USD')).toEqual([flushed]);
   });
 
   it('heartbeat and unknown products get nothing', () => {

@@ -1,0 +1,230 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { BookReplica } from '../support/book-replica.js';
+import { startTestGateway, type TestGateway, waitForMetric } from '../support/gateway.js';
+import { resumeReading, stallReading } from '../support/stall.js';
+import { type Message, TestClient } from '../support/ws-client.js';
+
+const PRODUCTS = ['BTC-USD', 'ETH-USD', 'SOL-USD', 'ETH-BTC'];
+let gw: TestGateway | undefined;
+afterEach(async () => {
+  await gw?.stop();
+  gw = undefined;
+});
+
+const fastFeed = {
+  SIM_EVENTS_PER_SEC: '2500',
+  WS_BACKPRESSURE_HIGH_BYTES: '65536',
+  WS_MAX_BACKPRESSURE_BYTES: '2097152',
+};
+
+/** Trade ids per product must be contiguous: a match is never lost silently. */
+function expectAllMatches(messages: Message[]): void {
+  const last = new Map<string, number>();
+  for (const m of messages) {
+    if (m.type !== 'match') continue;
+    const product = m.product_id as string;
+    const previous = last.get(product);
+    if (previous !== undefined) expect(m.trade_id, product).toBe(previous + 1);
+    last.set(product, m.trade_id as number);
+  }
+}
+
+/** level2 sequences are contiguous except where a fresh snapshot announces the jump. */
+function expectNoSilentBookGap(messages: Message[], productId: string): number {
+  let sequence = 0;
+  let snapshots = 0;
+  for (const m of messages) {
+    if (m.product_id !== productId) continue;
+    if (m.type === 'snapshot') {
+      snapshots++;
+      sequence = m.sequence as number;
+    } else if (m.type === 'l2update' && (m.sequence as number) > sequence) {
+      expect(m.sequence).toBe(sequence + 1);
+      sequence = m.sequence as number;
+    }
+  }
+  return snapshots;
+}
+
+describe('slow consumers', () => {
+  it('a stalled client is switched to conflated delivery and, once it reads again, gets fresh snapshots and an exact book', async () => {
+    gw = await startTestGateway({
+      ...fastFeed,
+      SIM_EVENTS_PER_SEC: '1000',
+      WS_SLOW_QUEUE_MAX_MESSAGES: '200000',
+    });
+    const client = await TestClient.connect(gw.wsUrl);
+    client.subscribe(['level2', 'matches', 'ticker'], PRODUCTS);
+    await client.nextOfType('snapshot');
+    stallReading(client);
+
+    await waitForMetric(gw, 'ws_slow_consumers', '', (v) => v === 1);
+    const queued = await waitForMetric(gw, 'ws_message_queue_size', '', (v) => v > 0);
+    await waitForMetric(gw, 'ws_messages_conflated_total', 'channel="ticker"', (v) => v > 0);
+    expect(queued).toBeGreaterThan(0);
+
+    resumeReading(client);
+    // Back live: a fresh snapshot (the first one was consumed above), then live updates again.
+    const replica = new BookReplica();
+    let resynced = false;
+    await client.next((m) => {
+      if (m.product_id === 'BTC-USD' && m.type === 'snapshot') resynced = true;
+      if (resynced && m.product_id === 'BTC-USD') replica.apply(m);
+      return resynced && m.type === 'l2update' && m.product_id === 'BTC-USD';
+    }, 15_000);
+    await waitForMetric(gw, 'ws_slow_consumers', '', (v) => v === 0);
+    await waitForMetric(gw, 'ws_message_queue_size', '', (v) => v === 0);
+
+    const rest = await gw.getJson<{ bids: [string, string][]; asks: [string, string][]; sequence: number }>(
+      '/products/BTC-USD/book?level=2',
+    );
+    await client.next((m) => {
+      if (m.product_id === 'BTC-USD') replica.apply(m);
+      return replica.sequence >= rest.body.sequence;
+    });
+    expect(replica.history.get(rest.body.sequence)).toEqual({
+      bids: rest.body.bids.map(([p, s]) => [p, s]),
+      asks: rest.body.asks.map(([p, s]) => [p, s]),
+    });
+    expectAllMatches(client.messages);
+    for (const product of PRODUCTS)
+      expect(expectNoSilentBookGap(client.messages, product)).toBeGreaterThanOrEqual(2);
+    await client.close();
+  }, 30_000);
+
+  it('a client stalled past WS_SLOW_CONSUMER_TIMEOUT_MS gets ErrSlowConsume and close code 4002', async () => {
+    gw = await startTestGateway({
+      ...fastFeed,
+      WS_SLOW_QUEUE_MAX_MESSAGES: '200000',
+      WS_SLOW_CONSUMER_TIMEOUT_MS: '800',
+    });
+    const client = await TestClient.connect(gw.wsUrl);
+    client.subscribe(['level2', 'matches'], PRODUCTS);
+    await client.nextOfType('snapshot');
+    stallReading(client);
+    await waitForMetric(gw, 'ws_slow_consumer_disconnects_total', 'reason="timeout"', (v) => v === 1);
+    resumeReading(client);
+    const closed = await client.closed;
+    expect(closed.code).toBe(4002);
+    expect(client.messages.at(-1)).toMatchObject({
+      type: 'error',
+      message: 'ErrSlowConsume',
+      code: 'slow_consumer',
+    });
+    expect(await gw.metric('ws_disconnections_total', 'reason="slow_consumer"')).toBe(1);
+    await waitForMetric(gw, 'ws_message_queue_size', '', (v) => v === 0);
+    expect(await gw.metric('ws_slow_consumers')).toBe(0);
+  }, 30_000);
+
+  it('a queue that would overflow disconnects with ErrSlowConsume instead of dropping matches', async () => {
+    gw = await startTestGateway({ ...fastFeed, WS_SLOW_QUEUE_MAX_MESSAGES: '50' });
+    const client = await TestClient.connect(gw.wsUrl);
+    client.subscribe(['matches'], PRODUCTS);
+    // Fill the socket with snapshots-free matches only: a stall needs volume, so add level2 too.
+    client.subscribe(['level2'], PRODUCTS);
+    await client.nextOfType('snapshot');
+    stallReading(client);
+    await waitForMetric(gw, 'ws_slow_consumer_disconnects_total', 'reason="queue_overflow"', (v) => v === 1);
+    resumeReading(client);
+    expect((await client.closed).code).toBe(4002);
+    expectAllMatches(client.messages);
+  }, 30_000);
+
+  it('fast clients on the same products get every message, in order, while others are stalled', async () => {
+    gw = await startTestGateway({
+      ...fastFeed,
+      WS_SLOW_QUEUE_MAX_MESSAGES: '200000',
+      SIM_EVENTS_PER_SEC: '1500',
+    });
+    const measure = async (stalledCount: number) => {
+      const stalled = await Promise.all(
+        Array.from({ length: stalledCount }, () => TestClient.connect(gw!.wsUrl)),
+      );
+      for (const s of stalled) s.subscribe(['level2', 'matches'], PRODUCTS);
+      await Promise.all(stalled.map((s) => s.nextOfType('snapshot')));
+      for (const s of stalled) stallReading(s);
+      if (stalledCount > 0) await waitForMetric(gw!, 'ws_slow_consumers', '', (v) => v === stalledCount);
+      const fast = await Promise.all(Array.from({ length: 4 }, () => TestClient.connect(gw!.wsUrl)));
+      for (const f of fast) f.subscribe(['level2', 'matches'], PRODUCTS);
+      const latencies: number[] = [];
+      await Promise.all(
+        fast.map((f) => {
+          let updates = 0;
+          return f.next((m) => {
+            if (m.type !== 'l2update') return false;
+            latencies.push(Date.now() - Date.parse(m.time as string));
+            return ++updates >= 1500;
+          }, 15_000);
+        }),
+      );
+      for (const f of fast) {
+        expectAllMatches(f.messages);
+        for (const product of PRODUCTS) expect(expectNoSilentBookGap(f.messages, product)).toBe(1);
+      }
+      await Promise.all([...fast.map((c) => c.close()), ...stalled.map((c) => c.terminate())]);
+      latencies.sort((a, b) => a - b);
+      return {
+        p50: latencies[Math.floor(latencies.length * 0.5)],
+        p99: latencies[Math.floor(latencies.length * 0.99)],
+      };
+    };
+    const alone = await measure(0);
+    const withStalled = await measure(6);
+    // Reported, not asserted: wall-clock figures on a shared machine are not test material.
+    console.log(
+      `fast-client l2update latency ms: alone p50=${alone.p50} p99=${alone.p99}; with 6 stalled p50=${withStalled.p50} p99=${withStalled.p99}`,
+    );
+  }, 60_000);
+});
+
+describe('WS_THROTTLE_MS=100', () => {
+  it('at most one ticker and one l2update per product per 100 ms, every match, and an exact book', async () => {
+    gw = await startTestGateway({ SIM_EVENTS_PER_SEC: '400', WS_THROTTLE_MS: '100' });
+    const client = await TestClient.connect(gw.wsUrl);
+    client.subscribe(['level2', 'ticker', 'matches'], ['BTC-USD', 'ETH-USD']);
+    const replica = new BookReplica();
+    const rest = await (async () => {
+      await client.next((m) => m.type === 'snapshot' && m.product_id === 'BTC-USD');
+      // Collect about 3 s of stream.
+      let updates = 0;
+      await client.next((m) => m.type === 'l2update' && ++updates > 50, 10_000);
+      return gw!.getJson<{ bids: [string, string][]; asks: [string, string][]; sequence: number }>(
+        '/products/BTC-USD/book?level=2',
+      );
+    })();
+    for (const m of client.messages) if (m.product_id === 'BTC-USD') replica.apply(m);
+    await client.next((m) => {
+      if (m.product_id === 'BTC-USD') replica.apply(m);
+      return m.type === 'l2update' && m.product_id === 'BTC-USD' && replica.sequence >= rest.body.sequence;
+    });
+    for (const [type, product] of [
+      ['ticker', 'BTC-USD'],
+      ['l2update', 'BTC-USD'],
+      ['ticker', 'ETH-USD'],
+      ['l2update', 'ETH-USD'],
+    ] as const) {
+      const arrivals = client.messages
+        .map((m, i) => ({ m, at: client.arrivals[i]! }))
+        .filter(({ m }) => m.type === type && m.product_id === product)
+        .map(({ at }) => at);
+      expect(arrivals.length, `${type} ${product}`).toBeGreaterThan(5);
+      // Allow for timer and loopback scheduling jitter.
+      for (let i = 1; i < arrivals.length; i++)
+        expect(arrivals[i]! - arrivals[i - 1]!).toBeGreaterThanOrEqual(80);
+    }
+    expectAllMatches(client.messages);
+    expect(client.messages.filter((m) => m.type === 'match').length).toBeGreaterThan(20);
+    // A throttled book is merged, never approximate: it is exact at every sequence it reports.
+    const ours =
+      replica.history.get(rest.body.sequence) ??
+      (replica.sequence === rest.body.sequence ? replica.levels() : undefined);
+    if (ours) {
+      expect(ours).toEqual({
+        bids: rest.body.bids.map(([p, s]) => [p, s]),
+        asks: rest.body.asks.map(([p, s]) => [p, s]),
+      });
+    }
+    expect(await gw.metric('ws_messages_conflated_total', 'channel="level2"')).toBeGreaterThan(0);
+    await client.close();
+  }, 30_000);
+});
