@@ -4,6 +4,9 @@ import type { GatewayConfig } from './config/config.js';
 import { SimulatorSource } from './feeds/simulator/simulator-source.js';
 import type { FeedSource } from './feeds/types.js';
 import { COINBASE_TIMINGS, Hub, type PublicationSink } from './hub/hub.js';
+import { admissionTableCapacity, ConnectionAdmission } from './limits/admission.js';
+import { ConnectRateLimiter } from './limits/rate-limits.js';
+import { SharedCounterTable } from './limits/shared-counters.js';
 import { SampledLog } from './logging/sampled-log.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
 import { answerHttp, type HttpQuery, type HttpReply, type Readiness } from './server/http-routes.js';
@@ -56,7 +59,15 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     idleTimeoutSeconds: config.idleTimeoutSeconds,
     subscribeTimeoutMs: config.subscribeTimeoutMs,
     flowControl: config.flowControl,
+    limits: config.limits,
   };
+  // Per-IP and total connection counts, exact across threads: column 0 is the main thread's,
+  // column i + 1 worker i's.
+  const admissionTable = SharedCounterTable.create(
+    admissionTableCapacity(config.limits.maxConnections),
+    config.workerThreads + 1,
+  );
+  const connectRate = new ConnectRateLimiter(config.limits.connectRate);
 
   // The hub needs its sink at construction; the sink needs the hub to answer requests. This
   // forwarding sink breaks the cycle without making either know the other's concrete type.
@@ -89,8 +100,23 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
 
   delivery =
     config.workerThreads === 0
-      ? await serveOnMainThread(transportOptions, { uws, hub, http, metrics, logger })
-      : await serveOnWorkers(config, transportOptions, { hub, http, metrics, logger });
+      ? await serveOnMainThread(transportOptions, {
+          uws,
+          hub,
+          http,
+          metrics,
+          logger,
+          admissionTable,
+          connectRate,
+        })
+      : await serveOnWorkers(config, transportOptions, {
+          hub,
+          http,
+          metrics,
+          logger,
+          admissionTable,
+          connectRate,
+        });
   hub.start();
   await feed.start(hub);
   let closed = false;
@@ -120,6 +146,8 @@ interface MarketParts {
   readonly http: (query: HttpQuery) => HttpReply;
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
+  readonly admissionTable: SharedCounterTable;
+  readonly connectRate: ConnectRateLimiter;
 }
 
 async function serveOnMainThread(
@@ -143,6 +171,13 @@ async function serveOnMainThread(
     metrics,
     logger: parts.logger,
     healthy: () => true,
+    admission: new ConnectionAdmission(
+      parts.admissionTable,
+      0,
+      options.limits.maxConnections,
+      options.limits.maxConnectionsPerIp,
+    ),
+    connectRate: parts.connectRate,
   });
   const port = await transport.listen();
   return {
@@ -171,7 +206,9 @@ async function serveOnWorkers(
     {
       initialMessages: (channel, productId) => parts.hub.initialMessages(channel, productId),
       http: parts.http,
+      admitConnect: (clientIp) => parts.connectRate.admit(clientIp),
     },
+    parts.admissionTable,
     parts.metrics,
     parts.logger,
   );

@@ -26,7 +26,18 @@ export interface ProductCatalogue {
 
 const MAX_PRODUCT_ID_LENGTH = 21;
 
-export function parseRequest(text: string, catalogue: ProductCatalogue): SubscriptionRequest | ClientError {
+export interface RequestLimits {
+  /** Product ids one request may name, root and per channel together. */
+  readonly maxProductsPerRequest: number;
+}
+
+const MAX_CHANNEL_ENTRIES = 32;
+
+export function parseRequest(
+  text: string,
+  catalogue: ProductCatalogue,
+  limits: RequestLimits,
+): SubscriptionRequest | ClientError {
   let message: unknown;
   try {
     message = JSON.parse(text);
@@ -57,6 +68,20 @@ export function parseRequest(text: string, catalogue: ProductCatalogue): Subscri
     return fail(CLIENT_ERRORS.emptySubscription, 'No channels provided');
   }
   if (!Array.isArray(channels)) return fail(CLIENT_ERRORS.invalidField, 'channels must be an array');
+  if (channels.length > MAX_CHANNEL_ENTRIES) {
+    return fail(
+      CLIENT_ERRORS.invalidField,
+      `channels has ${channels.length} entries; at most ${MAX_CHANNEL_ENTRIES}`,
+    );
+  }
+  // Counted before any product is looked at, so an oversized request costs nothing more.
+  const named = countNamedProducts(rootProducts, channels);
+  if (named > limits.maxProductsPerRequest) {
+    return fail(
+      CLIENT_ERRORS.tooManyProducts,
+      `the request names ${named} product ids; at most ${limits.maxProductsPerRequest} per request`,
+    );
+  }
 
   const problems: ClientError[] = [];
   const validRootProducts = keepValidProducts(rootProducts ?? [], catalogue, problems, fail);
@@ -130,6 +155,16 @@ function keepValidProducts(
     }
   }
   return valid;
+}
+
+function countNamedProducts(root: readonly string[] | undefined, channels: readonly unknown[]): number {
+  let count = root?.length ?? 0;
+  for (const entry of channels) {
+    if (typeof entry !== 'object' || entry === null || !Object.hasOwn(entry, 'product_ids')) continue;
+    const listed = (entry as { product_ids: unknown }).product_ids;
+    if (Array.isArray(listed)) count += listed.length;
+  }
+  return count;
 }
 
 function isStringArray(value: unknown): value is string[] {

@@ -1,6 +1,16 @@
 import { CLIENT_ERRORS, type ClientError, clientError, encodeClientError } from '../errors/catalogue.js';
 import type { Channel } from '../market/types.js';
-import { type ProductCatalogue, parseRequest, type SubscriptionRequest } from './requests.js';
+import {
+  type ProductCatalogue,
+  parseRequest,
+  type RequestLimits,
+  type SubscriptionRequest,
+} from './requests.js';
+
+export interface SessionLimits extends RequestLimits {
+  /** (channel, product) pairs one connection may hold. */
+  readonly maxSubscriptions: number;
+}
 
 /** What a session needs from its socket; implemented by the transport. */
 export interface ClientConnection {
@@ -25,11 +35,13 @@ export class ClientSession {
   /** Channel → product ids, in the order the client subscribed (the `subscriptions` reply keeps it). */
   private readonly subscriptions = new Map<Channel, Set<string>>();
   private subscribed = false;
+  private count = 0;
 
   constructor(
     private readonly connection: ClientConnection,
     private readonly catalogue: ProductCatalogue,
     private readonly observer: SessionObserver,
+    private readonly limits: SessionLimits,
   ) {}
 
   /** True once any subscribe succeeded (the subscribe deadline no longer applies). */
@@ -38,7 +50,7 @@ export class ClientSession {
   }
 
   handleText(text: string): void {
-    const request = parseRequest(text, this.catalogue);
+    const request = parseRequest(text, this.catalogue, this.limits);
     if ('spec' in request) {
       this.sendError(request);
       return;
@@ -46,6 +58,18 @@ export class ClientSession {
     const [firstProblem] = request.problems;
     if (firstProblem) this.sendError(firstProblem);
     if (request.channels.length === 0) return;
+    if (request.type === 'subscribe') {
+      const adding = this.newSubscriptions(request);
+      if (this.count + adding > this.limits.maxSubscriptions) {
+        this.sendError(
+          clientError(
+            CLIENT_ERRORS.tooManySubscriptions,
+            `this would hold ${this.count + adding} subscriptions; at most ${this.limits.maxSubscriptions} per connection`,
+          ),
+        );
+        return;
+      }
+    }
     const changes = request.type === 'subscribe' ? this.subscribe(request) : this.unsubscribe(request);
     this.connection.sendControl(this.describeSubscriptions());
     for (const change of changes) change();
@@ -63,6 +87,17 @@ export class ClientSession {
       this.observer.subscriptionsChanged(channel, -products.size);
     }
     this.subscriptions.clear();
+    this.count = 0;
+  }
+
+  private newSubscriptions(request: SubscriptionRequest): number {
+    const seen = new Set<string>();
+    for (const { channel, productIds } of request.channels) {
+      for (const id of channel === 'status' ? [''] : productIds) {
+        if (!this.subscriptions.get(channel)?.has(id)) seen.add(`${channel}:${id}`);
+      }
+    }
+    return seen.size;
   }
 
   /** Applies the request's state now; returns the attaches to run after the `subscriptions` reply. */
@@ -79,6 +114,7 @@ export class ClientSession {
       for (const id of channel === 'status' ? [''] : productIds) {
         if (products.has(id)) continue;
         products.add(id);
+        this.count++;
         this.observer.subscriptionsChanged(channel, 1);
         attaches.push(() => this.connection.attach(channel, id));
       }
@@ -94,6 +130,7 @@ export class ClientSession {
       const leaving = channel === 'status' || productIds.length === 0 ? [...products] : productIds;
       for (const id of leaving) {
         if (!products.delete(id)) continue;
+        this.count--;
         this.observer.subscriptionsChanged(channel, -1);
         this.connection.detach(channel, id);
       }

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { type Cidr, parseCidrList } from '../limits/client-address.js';
 import { type ProductSpec, productFromId } from './products.js';
 
 /**
@@ -175,6 +176,89 @@ export const CONFIG_VARIABLES = {
     "How often each thread checks its connections' buffered bytes.",
     integer(5, 1_000),
   ),
+  WS_MAX_CONNECTIONS: variable(
+    '20000',
+    'an integer from 1 to 1000000',
+    'Connections the whole process accepts; past it upgrades get 503 with Retry-After.',
+    integer(1, 1_000_000),
+  ),
+  WS_MAX_CONNECTIONS_PER_IP: variable(
+    '50',
+    'an integer from 1 to 1000000',
+    'Concurrent connections per client IP (exact across worker threads); past it 429 with Retry-After.',
+    integer(1, 1_000_000),
+  ),
+  WS_CONNECT_RATE_PER_IP: variable(
+    '8',
+    'an integer from 1 to 100000',
+    'New connections per client IP per second (sustained); past it 429 with Retry-After.',
+    integer(1, 100_000),
+  ),
+  WS_CONNECT_BURST_PER_IP: variable(
+    '20',
+    'an integer from 1 to 100000, at least WS_CONNECT_RATE_PER_IP',
+    'New connections per client IP allowed in a burst.',
+    integer(1, 100_000),
+  ),
+  TRUSTED_PROXIES: variable(
+    '',
+    'empty or a comma-separated list of IPs and CIDRs (IPv4 or IPv6)',
+    'Peers whose X-Forwarded-For is believed (the ingress); the client is the right-most untrusted hop.',
+    z.string().transform((text, ctx) => {
+      const parsed = parseCidrList(text);
+      if (!parsed.ok) {
+        ctx.addIssue({ code: 'custom', message: parsed.error });
+        return z.NEVER;
+      }
+      return parsed.cidrs;
+    }),
+  ),
+  WS_SUBSCRIBE_RATE: variable(
+    '8',
+    'an integer from 1 to 10000',
+    'subscribe/unsubscribe requests per connection per second; past it an error (the request is not applied).',
+    integer(1, 10_000),
+  ),
+  WS_SUBSCRIBE_BURST: variable(
+    '20',
+    'an integer from 1 to 10000, at least WS_SUBSCRIBE_RATE',
+    'subscribe/unsubscribe requests per connection allowed in a burst.',
+    integer(1, 10_000),
+  ),
+  WS_MESSAGE_RATE: variable(
+    '100',
+    'an integer from 1 to 100000',
+    'Inbound messages of any kind per connection per second; past it an error and close 4003.',
+    integer(1, 100_000),
+  ),
+  WS_MESSAGE_BURST: variable(
+    '200',
+    'an integer from 1 to 100000, at least WS_MESSAGE_RATE',
+    'Inbound messages per connection allowed in a burst.',
+    integer(1, 100_000),
+  ),
+  WS_MAX_PRODUCTS_PER_REQUEST: variable(
+    '50',
+    'an integer from 1 to 1000',
+    'Product ids one subscribe/unsubscribe may name (root and per channel, together).',
+    integer(1, 1_000),
+  ),
+  WS_MAX_SUBSCRIPTIONS: variable(
+    '200',
+    'an integer from 1 to 100000',
+    '(channel, product) subscriptions one connection may hold.',
+    integer(1, 100_000),
+  ),
+  WS_MAX_LIFETIME_MIN: variable(
+    '0',
+    'a number of minutes from 0 (off) to 10080; fractions allowed (0.5 = 30 s)',
+    'Close connections older than this (4004) so they rebalance across replicas; clients reconnect at once.',
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, 'not a number')
+      .transform(Number)
+      .pipe(z.number().min(0).max(10_080)),
+  ),
   WS_IDLE_TIMEOUT_S: variable(
     '120',
     '0 (off) or an integer from 8 to 960',
@@ -209,6 +293,19 @@ export interface GatewayConfig {
   readonly idleTimeoutSeconds: number;
   readonly maxPayloadBytes: number;
   readonly flowControl: FlowControlConfig;
+  readonly limits: LimitsConfig;
+}
+
+export interface LimitsConfig {
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  readonly connectRate: { readonly perSecond: number; readonly burst: number };
+  readonly trustedProxies: readonly Cidr[];
+  readonly subscribeRate: { readonly perSecond: number; readonly burst: number };
+  readonly messageRate: { readonly perSecond: number; readonly burst: number };
+  readonly maxProductsPerRequest: number;
+  readonly maxSubscriptions: number;
+  readonly maxLifetimeMinutes: number;
 }
 
 export interface FlowControlConfig {
@@ -251,6 +348,19 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
         `WS_BACKPRESSURE_HIGH_BYTES=${v.WS_BACKPRESSURE_HIGH_BYTES}): expected ${CONFIG_VARIABLES.WS_MAX_BACKPRESSURE_BYTES.accepts}`,
     );
   }
+  for (const [rate, burst] of [
+    ['WS_CONNECT_RATE_PER_IP', 'WS_CONNECT_BURST_PER_IP'],
+    ['WS_SUBSCRIBE_RATE', 'WS_SUBSCRIBE_BURST'],
+    ['WS_MESSAGE_RATE', 'WS_MESSAGE_BURST'],
+  ] as const) {
+    const r = values[rate] as number | undefined;
+    const b = values[burst] as number | undefined;
+    if (r !== undefined && b !== undefined && b < r) {
+      errors.push(
+        `${burst}=${JSON.stringify(env[burst] ?? '')} is invalid (below ${rate}=${r}): expected ${CONFIG_VARIABLES[burst].accepts}`,
+      );
+    }
+  }
   if (errors.length > 0) return { ok: false, errors };
   return {
     ok: true,
@@ -278,11 +388,26 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
         slowConsumerTimeoutMs: v.WS_SLOW_CONSUMER_TIMEOUT_MS,
         checkIntervalMs: v.WS_BACKPRESSURE_CHECK_MS,
       },
+      limits: {
+        maxConnections: v.WS_MAX_CONNECTIONS,
+        maxConnectionsPerIp: v.WS_MAX_CONNECTIONS_PER_IP,
+        connectRate: { perSecond: v.WS_CONNECT_RATE_PER_IP, burst: v.WS_CONNECT_BURST_PER_IP },
+        trustedProxies: v.TRUSTED_PROXIES,
+        subscribeRate: { perSecond: v.WS_SUBSCRIBE_RATE, burst: v.WS_SUBSCRIBE_BURST },
+        messageRate: { perSecond: v.WS_MESSAGE_RATE, burst: v.WS_MESSAGE_BURST },
+        maxProductsPerRequest: v.WS_MAX_PRODUCTS_PER_REQUEST,
+        maxSubscriptions: v.WS_MAX_SUBSCRIPTIONS,
+        maxLifetimeMinutes: v.WS_MAX_LIFETIME_MIN,
+      },
     },
   };
 }
 
 /** The effective configuration as logged at startup (no secrets exist yet; redact them here when they do). */
 export function describeConfig(config: GatewayConfig): Record<string, unknown> {
-  return { ...config, products: config.products.map((p) => p.id) };
+  return {
+    ...config,
+    products: config.products.map((p) => p.id),
+    limits: { ...config.limits, trustedProxies: config.limits.trustedProxies.length },
+  };
 }

@@ -20,6 +20,13 @@ export const CLIENT_ERRORS = {
   emptySubscription: { code: 'empty_subscription', message: 'Failed to subscribe' },
   binaryFrame: { code: 'binary_frame', message: 'Binary frames are not supported' },
   subscribeTimeout: { code: 'subscribe_timeout', message: 'Failed to subscribe' },
+  tooManyProducts: { code: 'too_many_products', message: 'Failed to subscribe' },
+  tooManySubscriptions: { code: 'too_many_subscriptions', message: 'Failed to subscribe' },
+  rateLimited: { code: 'rate_limited', message: 'Too many subscribe requests' },
+  /** The feed's documented name for a client that sends too fast. */
+  flood: { code: 'flood', message: 'ErrSlowRead' },
+  /** The feed's documented text for an oversized message. */
+  messageTooBig: { code: 'message_too_big', message: 'Message too big' },
   /** The feed's documented name for a client that cannot keep up. */
   slowConsumer: { code: 'slow_consumer', message: 'ErrSlowConsume' },
 } as const satisfies Record<string, ClientErrorSpec>;
@@ -53,14 +60,24 @@ export const CLOSE_CODES = {
   subscribeTimeout: 4001,
   /** The client did not read fast enough (ErrSlowConsume): reconnect and resubscribe. */
   slowConsumer: 4002,
+  /** The client sent messages faster than WS_MESSAGE_RATE allows (ErrSlowRead). */
+  flood: 4003,
+  /** WS_MAX_LIFETIME_MIN reached: reconnect at once (possibly to another replica). */
+  maxLifetime: 4004,
+  /** A frame larger than WS_MAX_PAYLOAD_BYTES. */
+  messageTooBig: 1009,
 } as const;
 
 /** Why a connection ended, as counted in ws_disconnections_total{reason}. */
 export const DISCONNECT_REASONS = [
   'client',
+  'error',
+  'idle',
   'shutdown',
   'subscribe_timeout',
-  'error',
   'slow_consumer',
+  'flood',
+  'message_too_big',
+  'max_lifetime',
 ] as const;
 export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];

@@ -8,6 +8,7 @@ export interface GatewayMetrics {
   readonly registry: Registry;
   readonly activeConnections: Gauge;
   readonly connectionsTotal: Counter;
+  readonly connectionsRejectedTotal: Counter<'reason'>;
   readonly disconnectionsTotal: Counter<'reason'>;
   readonly messagesSentTotal: Counter<'channel'>;
   readonly subscriptions: Gauge<'channel'>;
@@ -58,6 +59,12 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
     connectionsTotal: new Counter({
       name: 'ws_connections_total',
       help: 'WebSocket connections accepted since start.',
+      registers,
+    }),
+    connectionsRejectedTotal: new Counter({
+      name: 'ws_connections_rejected_total',
+      help: 'WebSocket upgrades refused, by reason (max_connections, per_ip_limit, connect_rate, table_full, draining, bad_address).',
+      labelNames: ['reason'],
       registers,
     }),
     disconnectionsTotal: new Counter({

@@ -1,15 +1,28 @@
 import type uWS from 'uWebSockets.js';
-import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import type {
+  HttpRequest,
+  HttpResponse,
+  TemplatedApp,
+  us_listen_socket,
+  us_socket_context_t,
+  WebSocket,
+} from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { ProductCatalogue } from '../client/requests.js';
 import { ClientSession } from '../client/session.js';
+import type { LimitsConfig } from '../config/config.js';
 import {
   CLIENT_ERRORS,
   CLOSE_CODES,
+  type ClientErrorSpec,
   clientError,
   type DisconnectReason,
   encodeClientError,
 } from '../errors/catalogue.js';
+import type { ConnectionAdmission } from '../limits/admission.js';
+import { addressKey, formatIp, fromUwsAddress, resolveClientAddress } from '../limits/client-address.js';
+import { InboundRateLimiter, type RateDecision } from '../limits/rate-limits.js';
+import { SampledLog } from '../logging/sampled-log.js';
 import { epochMs } from '../market/time.js';
 import { CHANNELS, type Channel, topicOf } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
@@ -33,6 +46,12 @@ export interface TransportOptions {
     readonly maxBackpressureBytes: number;
     readonly checkIntervalMs: number;
   };
+  readonly limits: LimitsConfig;
+}
+
+/** The new-connection rate limit, decided where it is exact: locally, or on the main thread for workers. */
+export interface ConnectRateGate {
+  admit(clientIp: string): Promise<RateDecision>;
 }
 
 /**
@@ -56,9 +75,19 @@ export interface TransportDeps {
   readonly logger: Logger;
   /** Liveness of the whole process (false once a worker thread is stuck); /healthz reports it. */
   readonly healthy: () => boolean;
+  readonly admission: ConnectionAdmission;
+  readonly connectRate: ConnectRateGate;
 }
 
 interface Connection {
+  /** This thread's id for the connection: the inbound rate limiter's key. */
+  readonly id: string;
+  /** The client's address key in the admission table, released on close. */
+  readonly clientKey: Int32Array;
+  /** Last frame or pong from the peer (performance.now()), to tell an idle timeout from a drop. */
+  lastSeen: number;
+  /** Inbound messages are handled in order, each after its rate-limit decision. */
+  inbound: Promise<void>;
   session: ClientSession | undefined;
   /** The connection as flow control sees it. */
   link: FlowConnection | undefined;
@@ -92,6 +121,11 @@ export class Transport {
   private readonly open = new Set<WebSocket<Connection>>();
   /** Connections awaiting their first subscribe, in connection order (so deadlines are ordered too). */
   private readonly awaitingSubscribe: Array<WebSocket<Connection>> = [];
+  /** Every connection in opening order, for WS_MAX_LIFETIME_MIN. */
+  private readonly byAge: Array<WebSocket<Connection>> = [];
+  private readonly rejections: SampledLog;
+  private readonly inbound: InboundRateLimiter;
+  private nextConnectionId = 0;
   private readonly sentByChannel: ReadonlyMap<string, { inc(n?: number): void }>;
   private readonly latencyByChannel: ReadonlyMap<string, { observe(v: number): void }>;
   private readonly controlSent;
@@ -119,6 +153,8 @@ export class Transport {
       disconnected: (reason) => metrics.slowConsumerDisconnectsTotal.labels(reason).inc(),
     });
     metrics.addQueueSource(() => this.flow.queuedMessages());
+    this.rejections = new SampledLog(deps.logger);
+    this.inbound = new InboundRateLimiter(options.limits.messageRate, options.limits.subscribeRate);
     this.app = deps.uws.App() as ClosableApp;
     this.registerWebSocket();
     this.registerHttp();
@@ -135,7 +171,10 @@ export class Transport {
           return;
         }
         this.listenSocket = socket;
-        this.sweepTimer = setInterval(() => this.closeUnsubscribed(), SUBSCRIBE_SWEEP_MS);
+        this.sweepTimer = setInterval(() => {
+          this.closeUnsubscribed();
+          this.closeExpired();
+        }, SUBSCRIBE_SWEEP_MS);
         this.sweepTimer.unref();
         this.flowTimer = setInterval(
           () => this.checkBackpressure(),
@@ -210,53 +249,39 @@ export class Transport {
   private registerWebSocket(): void {
     const { metrics } = this.deps;
     this.app.ws<Connection>('/', {
-      maxPayloadLength: this.options.maxPayloadBytes,
+      // uWS drops a frame over maxPayloadLength with the connection and no message; up to four
+      // times our limit we read it and answer "Message too big" instead.
+      maxPayloadLength: Math.max(16 * 1024, this.options.maxPayloadBytes * 4),
       // Over this, uWS closes the connection instead of silently skipping it on publish; flow
       // control takes slow connections off their topics long before it is reached.
       maxBackpressure: this.options.flowControl.maxBackpressureBytes,
       closeOnBackpressureLimit: 1,
       idleTimeout: this.options.idleTimeoutSeconds,
       sendPingsAutomatically: true,
-      upgrade: (res, req, context) => {
-        if (this.draining) {
-          res.cork(() => {
-            res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '1').end();
-          });
-          return;
-        }
-        const connection: Connection = {
-          session: undefined,
-          link: undefined,
-          openedAt: performance.now(),
-          closeReason: undefined,
-          closed: false,
-          pendingAttaches: new Map(),
-        };
-        res.upgrade(
-          connection,
-          req.getHeader('sec-websocket-key'),
-          req.getHeader('sec-websocket-protocol'),
-          req.getHeader('sec-websocket-extensions'),
-          context,
-        );
-      },
+      maxLifetime: 0,
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
       open: (ws) => {
         const connection = ws.getUserData();
         const adapter = this.connectionAdapter(ws);
         connection.link = this.flowLink(ws, adapter.attachTopic);
-        connection.session = new ClientSession(adapter, this.deps.market, {
-          subscriptionsChanged: (channel, delta) => metrics.subscriptions.labels(channel).inc(delta),
-          errorSent: (code) => metrics.clientErrorsTotal.labels(code).inc(),
-        });
+        connection.session = new ClientSession(
+          adapter,
+          this.deps.market,
+          {
+            subscriptionsChanged: (channel, delta) => metrics.subscriptions.labels(channel).inc(delta),
+            errorSent: (code) => metrics.clientErrorsTotal.labels(code).inc(),
+          },
+          this.options.limits,
+        );
+        if (this.options.limits.maxLifetimeMinutes > 0) this.byAge.push(ws);
         this.open.add(ws);
         this.awaitingSubscribe.push(ws);
         metrics.activeConnections.inc();
         metrics.connectionsTotal.inc();
       },
-      message: (ws, message, isBinary) => {
-        const { session } = ws.getUserData();
-        if (isBinary) session?.handleBinary();
-        else session?.handleText(DECODER.decode(message));
+      message: (ws, message, isBinary) => this.receive(ws, message, isBinary),
+      pong: (ws) => {
+        ws.getUserData().lastSeen = performance.now();
       },
       drain: (ws) => {
         const { link } = ws.getUserData();
@@ -274,10 +299,11 @@ export class Transport {
           this.flow.closed(connection.link);
         }
         connection.session?.dispose();
+        this.deps.admission.release(connection.clientKey);
         this.open.delete(ws);
         metrics.activeConnections.dec();
         metrics.disconnectionsTotal
-          .labels(connection.closeReason ?? (code === 1006 ? 'error' : 'client'))
+          .labels(connection.closeReason ?? this.unrequestedCloseReason(connection, code))
           .inc();
         if (this.draining && this.open.size === 0) this.drained?.();
       },
@@ -342,15 +368,11 @@ export class Transport {
         const colon = topic.indexOf(':');
         attach(topic.slice(0, colon) as Channel, topic.slice(colon + 1));
       },
-      disconnectSlow: (reason) => {
-        ws.send(
-          encodeClientError(clientError(CLIENT_ERRORS.slowConsumer, slowConsumerReasons[reason])),
-          false,
-          false,
-        );
-        this.deps.metrics.clientErrorsTotal.labels(CLIENT_ERRORS.slowConsumer.code).inc();
-        this.end(ws, CLOSE_CODES.slowConsumer, 'slow consumer', 'slow_consumer');
-      },
+      disconnectSlow: (reason) =>
+        this.fail(ws, CLIENT_ERRORS.slowConsumer, slowConsumerReasons[reason], {
+          code: CLOSE_CODES.slowConsumer,
+          reason: 'slow_consumer',
+        }),
     };
   }
 
@@ -361,6 +383,163 @@ export class Transport {
       if (link) links.push(link);
     }
     this.flow.check(links, performance.now());
+  }
+
+  /**
+   * Admission happens here, before a socket exists: process-wide cap (503), concurrent connections
+   * per client IP (429) and new connections per IP per second (429), each with Retry-After. The rate
+   * decision is asynchronous, so per uWS's rules the request is copied first, an abort is handled,
+   * and the upgrade is corked.
+   */
+  private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    if (this.draining) {
+      this.reject(res, 'draining', '503 Service Unavailable', 1);
+      return;
+    }
+    const key = req.getHeader('sec-websocket-key');
+    const protocol = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const peer = fromUwsAddress(res.getRemoteAddress());
+    if (!peer) {
+      this.reject(res, 'bad_address', '400 Bad Request', 1);
+      return;
+    }
+    const client = resolveClientAddress(
+      peer,
+      req.getHeader('x-forwarded-for'),
+      this.options.limits.trustedProxies,
+    );
+    const clientKey = addressKey(client);
+    const refused = this.deps.admission.tryAcquire(clientKey);
+    if (refused) {
+      const perIp = refused === 'per_ip_limit';
+      this.reject(res, refused, perIp ? '429 Too Many Requests' : '503 Service Unavailable', perIp ? 5 : 10);
+      return;
+    }
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+      this.deps.admission.release(clientKey);
+    });
+    const clientIp = formatIp(client);
+    void this.deps.connectRate.admit(clientIp).then((decision) => {
+      if (aborted) return;
+      if (!decision.allowed) {
+        this.deps.admission.release(clientKey);
+        this.reject(
+          res,
+          'connect_rate',
+          '429 Too Many Requests',
+          Math.max(1, Math.ceil(decision.retryAfterMs / 1000)),
+        );
+        return;
+      }
+      if (this.draining) {
+        this.deps.admission.release(clientKey);
+        this.reject(res, 'draining', '503 Service Unavailable', 1);
+        return;
+      }
+      const connection: Connection = {
+        id: String(++this.nextConnectionId),
+        clientKey,
+        lastSeen: performance.now(),
+        inbound: Promise.resolve(),
+        session: undefined,
+        link: undefined,
+        openedAt: performance.now(),
+        closeReason: undefined,
+        closed: false,
+        pendingAttaches: new Map(),
+      };
+      res.cork(() => res.upgrade(connection, key, protocol, extensions, context));
+    });
+  }
+
+  private reject(res: HttpResponse, reason: string, status: string, retryAfterSeconds: number): void {
+    this.deps.metrics.connectionsRejectedTotal.labels(reason).inc();
+    this.rejections.warn(reason, {}, 'connection rejected');
+    res.cork(() => {
+      res
+        .writeStatus(status)
+        .writeHeader('Retry-After', String(retryAfterSeconds))
+        .writeHeader('Content-Type', 'application/json')
+        .end(JSON.stringify({ message: status.slice(4), reason }), true);
+    });
+  }
+
+  /** Inbound frames: size, then rate limits (in arrival order), then the protocol. */
+  private receive(ws: WebSocket<Connection>, message: ArrayBuffer, isBinary: boolean): void {
+    const connection = ws.getUserData();
+    connection.lastSeen = performance.now();
+    if (message.byteLength > this.options.maxPayloadBytes) {
+      this.fail(
+        ws,
+        CLIENT_ERRORS.messageTooBig,
+        `frames are limited to ${this.options.maxPayloadBytes} bytes`,
+        {
+          code: CLOSE_CODES.messageTooBig,
+          reason: 'message_too_big',
+        },
+      );
+      return;
+    }
+    // uWS neuters the buffer when this callback returns: decode before waiting on the limiter.
+    const text = isBinary ? undefined : DECODER.decode(message);
+    connection.inbound = connection.inbound.then(async () => {
+      const decision = await this.inbound.check(connection.id, text !== undefined);
+      if (connection.closed) return;
+      if (decision === 'flood') {
+        this.fail(ws, CLIENT_ERRORS.flood, 'too many messages: the connection is closed', {
+          code: CLOSE_CODES.flood,
+          reason: 'flood',
+        });
+      } else if (decision === 'subscribe_limited') {
+        this.fail(
+          ws,
+          CLIENT_ERRORS.rateLimited,
+          'too many subscribe/unsubscribe requests: this one was not applied',
+        );
+      } else if (text === undefined) {
+        connection.session?.handleBinary();
+      } else {
+        connection.session?.handleText(text);
+      }
+    });
+  }
+
+  /** Sends an error; with `close`, then closes the connection with that code. */
+  private fail(
+    ws: WebSocket<Connection>,
+    spec: ClientErrorSpec,
+    reason: string,
+    close?: { code: number; reason: DisconnectReason },
+  ): void {
+    ws.send(encodeClientError(clientError(spec, reason)), false, false);
+    this.deps.metrics.clientErrorsTotal.labels(spec.code).inc();
+    if (close) this.end(ws, close.code, spec.message, close.reason);
+  }
+
+  /** A close the gateway did not ask for: the peer left, or uWS closed it (idle timeout, or an abrupt drop). */
+  private unrequestedCloseReason(connection: Connection, code: number): DisconnectReason {
+    if (code !== 1006) return 'client';
+    const idleSeconds = this.options.idleTimeoutSeconds;
+    // uWS's timers have a 4 s granularity.
+    const silentFor = (performance.now() - connection.lastSeen) / 1000;
+    return idleSeconds > 0 && silentFor >= idleSeconds - 4 ? 'idle' : 'error';
+  }
+
+  private closeExpired(): void {
+    const maxAgeMs = this.options.limits.maxLifetimeMinutes * 60_000;
+    if (maxAgeMs === 0) return;
+    const bornBefore = performance.now() - maxAgeMs;
+    while (this.byAge.length > 0) {
+      const ws = this.byAge[0]!;
+      const connection = ws.getUserData();
+      if (!connection.closed && connection.openedAt > bornBefore) return;
+      this.byAge.shift();
+      if (!connection.closed)
+        this.end(ws, CLOSE_CODES.maxLifetime, 'max lifetime, reconnect', 'max_lifetime');
+    }
   }
 
   private closeUnsubscribed(): void {
@@ -375,15 +554,10 @@ export class Transport {
       if (connection.openedAt > deadline) return;
       this.awaitingSubscribe.shift();
       const seconds = this.options.subscribeTimeoutMs / 1000;
-      ws.send(
-        encodeClientError(
-          clientError(CLIENT_ERRORS.subscribeTimeout, `no subscribe received within ${seconds} seconds`),
-        ),
-        false,
-        false,
-      );
-      this.deps.metrics.clientErrorsTotal.labels(CLIENT_ERRORS.subscribeTimeout.code).inc();
-      this.end(ws, CLOSE_CODES.subscribeTimeout, 'subscribe timeout', 'subscribe_timeout');
+      this.fail(ws, CLIENT_ERRORS.subscribeTimeout, `no subscribe received within ${seconds} seconds`, {
+        code: CLOSE_CODES.subscribeTimeout,
+        reason: 'subscribe_timeout',
+      });
     }
   }
 

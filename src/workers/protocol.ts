@@ -1,3 +1,4 @@
+import type { RateDecision } from '../limits/rate-limits.js';
 import type { Channel } from '../market/types.js';
 import type { HttpQuery, HttpReply } from '../server/http-routes.js';
 import type { TransportOptions } from '../server/transport.js';
@@ -15,6 +16,12 @@ export interface WorkerStartData {
   readonly inflight: SharedArrayBuffer;
   /** Int32Array over it, indexed by CONTROL: process health and the count of closed workers. */
   readonly control: SharedArrayBuffer;
+  /** The admission SharedCounterTable (worker i uses column i + 1). */
+  readonly admission: {
+    readonly buffer: SharedArrayBuffer;
+    readonly capacity: number;
+    readonly columns: number;
+  };
 }
 
 export type MainToWorker =
@@ -24,6 +31,7 @@ export type MainToWorker =
   | { readonly kind: 'initial'; readonly id: number; readonly messages: readonly string[] }
   | { readonly kind: 'reply'; readonly id: number; readonly reply: HttpReply }
   | { readonly kind: 'collect'; readonly id: number }
+  | { readonly kind: 'admitted'; readonly id: number; readonly decision: RateDecision }
   | { readonly kind: 'drain'; readonly spreadMs: number }
   | { readonly kind: 'close' }
   /** Test hook, reachable only in-process: make the worker fail. */
@@ -35,6 +43,7 @@ export type WorkerToMain =
   | { readonly kind: 'initial'; readonly id: number; readonly channel: Channel; readonly productId: string }
   | { readonly kind: 'http'; readonly id: number; readonly query: HttpQuery }
   | { readonly kind: 'metrics'; readonly id: number }
+  | { readonly kind: 'admit'; readonly id: number; readonly clientIp: string }
   | { readonly kind: 'collected'; readonly id: number; readonly metrics: unknown };
 
 export const CONTROL = {

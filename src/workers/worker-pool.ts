@@ -4,6 +4,8 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { PublicationSink } from '../hub/hub.js';
+import type { RateDecision } from '../limits/rate-limits.js';
+import type { SharedCounterTable } from '../limits/shared-counters.js';
 import type { Channel } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { HttpQuery, HttpReply } from '../server/http-routes.js';
@@ -29,6 +31,8 @@ export interface WorkerPoolOptions {
 export interface PoolMarket {
   initialMessages(channel: Channel, productId: string): readonly string[];
   http(query: HttpQuery): HttpReply;
+  /** The connect-rate limit, kept on the main thread so it holds for the whole process. */
+  admitConnect(clientIp: string): Promise<RateDecision>;
 }
 
 interface Slot {
@@ -67,6 +71,7 @@ export class WorkerPool implements PublicationSink {
   constructor(
     private readonly options: WorkerPoolOptions,
     private readonly market: PoolMarket,
+    private readonly admission: SharedCounterTable,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
   ) {
@@ -192,6 +197,11 @@ export class WorkerPool implements PublicationSink {
       liveness: this.liveness.buffer as SharedArrayBuffer,
       inflight: this.inflight.buffer as SharedArrayBuffer,
       control: this.control.buffer as SharedArrayBuffer,
+      admission: {
+        buffer: this.admission.buffer,
+        capacity: this.admission.capacity,
+        columns: this.admission.columns,
+      },
     };
     const worker = new Worker(new URL('./worker-thread.js', import.meta.url), { workerData: start });
     const slot: Slot = {
@@ -225,6 +235,8 @@ export class WorkerPool implements PublicationSink {
 
   private onExit(index: number, slot: Slot, code: number): void {
     Atomics.store(this.inflight, index, 0);
+    // Its connections are gone: so are their per-IP and total counts.
+    this.admission.clearColumn(index + 1);
     if (this.stopping || this.slots[index] !== slot) return;
     this.logger.error(
       { worker: index, exitCode: code },
@@ -270,6 +282,13 @@ export class WorkerPool implements PublicationSink {
             slot.worker.postMessage({ kind: 'reply', id: message.id, reply } satisfies MainToWorker);
           },
         );
+        return;
+      case 'admit':
+        void this.market
+          .admitConnect(message.clientIp)
+          .then((decision) =>
+            slot.worker.postMessage({ kind: 'admitted', id: message.id, decision } satisfies MainToWorker),
+          );
         return;
       case 'collected':
         this.collections.get(message.id)?.(message.metrics as MetricsJson);

@@ -1,4 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { ConnectionAdmission } from '../limits/admission.js';
+import type { RateDecision } from '../limits/rate-limits.js';
+import { SharedCounterTable } from '../limits/shared-counters.js';
 import { createLogger } from '../logging/logger.js';
 import { createMetrics } from '../metrics/metrics.js';
 import type { HttpReply } from '../server/http-routes.js';
@@ -31,6 +34,7 @@ const workerLabel = metrics.workerConnections.labels(String(start.index));
 let nextId = 0;
 const pendingInitial = new Map<number, (messages: readonly string[]) => void>();
 const pendingReplies = new Map<number, (reply: HttpReply) => void>();
+const pendingAdmissions = new Map<number, (decision: RateDecision) => void>();
 
 function post(message: WorkerToMain): void {
   port.postMessage(message);
@@ -61,6 +65,20 @@ const transport = new Transport(start.transport, {
   metrics,
   logger,
   healthy: () => Atomics.load(control, CONTROL.healthy) === 1,
+  admission: new ConnectionAdmission(
+    SharedCounterTable.attach(start.admission.buffer, start.admission.capacity, start.admission.columns),
+    start.index + 1,
+    start.transport.limits.maxConnections,
+    start.transport.limits.maxConnectionsPerIp,
+  ),
+  connectRate: {
+    admit: (clientIp) =>
+      new Promise((resolve) => {
+        const id = ++nextId;
+        pendingAdmissions.set(id, resolve);
+        post({ kind: 'admit', id, clientIp });
+      }),
+  },
 });
 
 // The main thread watches this tick: a worker whose event loop is stuck stops bumping it.
@@ -107,6 +125,12 @@ port.on('message', (message: MainToWorker) => {
       const resolve = pendingReplies.get(message.id);
       pendingReplies.delete(message.id);
       resolve?.(message.reply);
+      return;
+    }
+    case 'admitted': {
+      const resolve = pendingAdmissions.get(message.id);
+      pendingAdmissions.delete(message.id);
+      resolve?.(message.decision);
       return;
     }
     case 'collect':

@@ -20,6 +20,12 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
+export const RELAXED_LIMITS = {
+  WS_CONNECT_RATE_PER_IP: '100000',
+  WS_CONNECT_BURST_PER_IP: '100000',
+  WS_MAX_CONNECTIONS_PER_IP: '100000',
+} as const;
+
 /** Starts a real gateway (real uWS, port 0) in this process with the given environment. */
 export async function startTestGateway(env: Record<string, string> = {}): Promise<TestGateway> {
   const result = loadConfig({
@@ -28,6 +34,8 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
     SIM_SEED: '42',
     LOG_LEVEL: 'silent',
     WS_WORKER_THREADS: '0',
+    // Every test client connects from 127.0.0.1: per-IP limits are raised unless a test sets them.
+    ...RELAXED_LIMITS,
     ...env,
   });
   if (!result.ok) throw new Error(result.errors.join('\n'));

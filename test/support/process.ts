@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { RELAXED_LIMITS } from './gateway.js';
 
 export const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 
@@ -12,12 +13,20 @@ export interface GatewayProcess {
   exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** Gateways this test process started: none may outlive it, even when a test fails halfway. */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
 /** Runs the built gateway as users do and waits for its "listening" log line to learn the port. */
 export async function spawnGateway(env: Record<string, string> = {}): Promise<GatewayProcess> {
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', SIM_SEED: '7', ...env },
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', SIM_SEED: '7', ...RELAXED_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let out = '';
   let err = '';
   child.stderr!.on('data', (chunk) => {

@@ -8,9 +8,10 @@ import type { ClientError } from '../../../src/errors/catalogue.js';
 
 const PRODUCTS = new Set(['BTC-USD', 'ETH-USD', 'ETH-EUR', 'ETH-BTC']);
 const catalogue: ProductCatalogue = { hasProduct: (id) => PRODUCTS.has(id) };
+const LIMITS = { maxProductsPerRequest: 50 };
 
 function parse(message: unknown): SubscriptionRequest | ClientError {
-  return parseRequest(typeof message === 'string' ? message : JSON.stringify(message), catalogue);
+  return parseRequest(typeof message === 'string' ? message : JSON.stringify(message), catalogue, LIMITS);
 }
 
 function request(message: unknown): SubscriptionRequest {
@@ -254,6 +255,7 @@ describe('parseRequest: channels and products', () => {
         channels: ['ticker'],
       }),
       spy,
+      LIMITS,
     );
     expect(lookedUp).toEqual(['BTC-USD']);
     expect(result).toMatchObject({ channels: [{ channel: 'ticker', productIds: ['BTC-USD'] }] });

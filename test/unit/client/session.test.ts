@@ -70,7 +70,10 @@ function subscriptions(...channels: Array<[string, string[]]>) {
 beforeEach(() => {
   connection = new FakeConnection();
   observer = new FakeObserver();
-  session = new ClientSession(connection, catalogue, observer);
+  session = new ClientSession(connection, catalogue, observer, {
+    maxProductsPerRequest: 50,
+    maxSubscriptions: 200,
+  });
 });
 
 describe('subscribe', () => {

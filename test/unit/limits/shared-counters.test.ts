@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { counterKey, SharedCounterTable } from '../../../src/workers/shared-counters.js';
+import { counterKey, SharedCounterTable } from '../../../src/limits/shared-counters.js';
 
 const key = (n: number) =>
   counterKey(Uint8Array.from({ length: 16 }, (_, i) => (i === 15 ? n & 0xff : i === 14 ? n >> 8 : 0)));
