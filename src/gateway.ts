@@ -1,6 +1,7 @@
 import type uWS from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/config.js';
+import { RedisFeedSource } from './feeds/redis/redis-source.js';
 import { SimulatorSource } from './feeds/simulator/simulator-source.js';
 import type { FeedSource } from './feeds/types.js';
 import { COINBASE_TIMINGS, Hub, type PublicationSink } from './hub/hub.js';
@@ -10,7 +11,7 @@ import { SharedCounterTable } from './limits/shared-counters.js';
 import { SampledLog } from './logging/sampled-log.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
 import { answerHttp, type HttpQuery, type HttpReply, type Readiness } from './server/http-routes.js';
-import { Transport, type TransportOptions } from './server/transport.js';
+import { type ConnectGate, Transport, type TransportOptions } from './server/transport.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
 export interface Gateway {
@@ -35,8 +36,18 @@ interface Delivery extends PublicationSink {
   injectWorkerFault(index: number): Promise<number>;
 }
 
+/** The Redis URL with REDIS_PASSWORD applied, if given separately. */
+export function redisUrl(config: GatewayConfig): string {
+  if (!config.redis.password) return config.redis.url;
+  const url = new URL(config.redis.url);
+  url.password = config.redis.password;
+  return url.toString();
+}
+
 function createFeed(config: GatewayConfig): FeedSource {
   switch (config.feedSource) {
+    case 'redis':
+      return new RedisFeedSource({ url: redisUrl(config), productIds: config.products.map((p) => p.id) });
     case 'simulator':
       return new SimulatorSource({
         products: config.products,
@@ -68,6 +79,13 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     config.workerThreads + 1,
   );
   const connectRate = new ConnectRateLimiter(config.limits.connectRate);
+  const gate: ConnectGate = {
+    admit: async (clientIp) => {
+      const decision = await connectRate.admit(clientIp);
+      return decision.allowed ? decision : { ...decision, reason: 'connect_rate' };
+    },
+    release: () => {},
+  };
 
   // The hub needs its sink at construction; the sink needs the hub to answer requests. This
   // forwarding sink breaks the cycle without making either know the other's concrete type.
@@ -80,6 +98,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     },
     {
       eventApplied: () => feedEvents.inc(),
+      feedLiveChanged: (live) => metrics.feedStale.set(live ? 0 : 1),
       conflated: (channel) => metrics.messagesConflatedTotal.labels(channel).inc(),
       eventRejected: (reason, productId, detail) => {
         metrics.feedInvalidEventsTotal.labels(reason).inc();
@@ -91,7 +110,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
   );
   const readiness: Readiness = {
     notReadyReason: () => {
-      if (!feed.isLive()) return `feed ${feed.name} is not live`;
+      const feedDown = feed.notLiveReason();
+      if (feedDown) return feedDown;
       if (!hub.isReady()) return 'waiting for the first snapshot of every product';
       return undefined;
     },
@@ -107,7 +127,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
           metrics,
           logger,
           admissionTable,
-          connectRate,
+          gate,
         })
       : await serveOnWorkers(config, transportOptions, {
           hub,
@@ -115,7 +135,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
           metrics,
           logger,
           admissionTable,
-          connectRate,
+          gate,
         });
   hub.start();
   await feed.start(hub);
@@ -147,7 +167,7 @@ interface MarketParts {
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
   readonly admissionTable: SharedCounterTable;
-  readonly connectRate: ConnectRateLimiter;
+  readonly gate: ConnectGate;
 }
 
 async function serveOnMainThread(
@@ -177,7 +197,7 @@ async function serveOnMainThread(
       options.limits.maxConnections,
       options.limits.maxConnectionsPerIp,
     ),
-    connectRate: parts.connectRate,
+    gate: parts.gate,
   });
   const port = await transport.listen();
   return {
@@ -206,7 +226,7 @@ async function serveOnWorkers(
     {
       initialMessages: (channel, productId) => parts.hub.initialMessages(channel, productId),
       http: parts.http,
-      admitConnect: (clientIp) => parts.connectRate.admit(clientIp),
+      gate: parts.gate,
     },
     parts.admissionTable,
     parts.metrics,

@@ -1,12 +1,27 @@
 #!/usr/bin/env node
 import closeWithGrace from 'close-with-grace';
-import { describeConfig, loadConfig } from './config/config.js';
-import { startGateway } from './gateway.js';
+import { describeConfig, type GatewayConfig, loadConfig } from './config/config.js';
+import { startPublisher } from './feeds/redis/publisher.js';
+import { redisUrl, startGateway } from './gateway.js';
 import { createLogger } from './logging/logger.js';
 import { nativeUws } from './server/uws.js';
 
-/** Exit codes: 0 clean shutdown, 1 runtime failure or shutdown deadline, 2 bad configuration or platform. */
+const USAGE = `usage: matchbook-gateway [serve]    run the gateway (default)
+       matchbook-gateway publish    run the market simulator as an upstream publisher into Redis
+Configuration comes from environment variables: see README.md.
+`;
+
+/** Exit codes: 0 clean shutdown, 1 runtime failure or shutdown deadline, 2 bad usage, configuration or platform. */
 async function main(): Promise<void> {
+  const command = process.argv[2] ?? 'serve';
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (command !== 'serve' && command !== 'publish') {
+    process.stderr.write(`matchbook-gateway: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+    process.exit(2);
+  }
   const result = loadConfig(process.env);
   if (!result.ok) {
     process.stderr.write(
@@ -16,6 +31,10 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const config = result.config;
+  if (command === 'publish') {
+    await publish(config);
+    return;
+  }
   let uws: ReturnType<typeof nativeUws>;
   try {
     uws = nativeUws();
@@ -61,3 +80,24 @@ main().catch((error: unknown) => {
   process.stderr.write(`matchbook-gateway: failed to start: ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 });
+
+async function publish(config: GatewayConfig): Promise<void> {
+  const logger = createLogger(config.logLevel, { role: 'publisher' });
+  logger.info({ config: describeConfig(config) }, 'starting matchbook-gateway publish');
+  const publisher = await startPublisher(
+    {
+      redisUrl: redisUrl(config),
+      products: config.products,
+      eventsPerSecond: config.simEventsPerSecond,
+      seed: config.simSeed,
+      maxLen: config.publish.maxLen,
+      snapshotIntervalMs: config.publish.snapshotIntervalMs,
+    },
+    logger,
+  );
+  closeWithGrace({ delay: config.shutdownTimeoutMs, logger: false }, async () => {
+    await publisher.stop();
+    logger.info('publisher stopped');
+  });
+  logger.info({ products: config.products.map((p) => p.id) }, 'publishing');
+}

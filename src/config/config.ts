@@ -10,7 +10,8 @@ import { type ProductSpec, productFromId } from './products.js';
  */
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export const FEED_SOURCES = ['simulator'] as const;
+export const FEED_SOURCES = ['simulator', 'redis'] as const;
+export const LIMITS_STORES = ['memory', 'redis'] as const;
 
 interface Variable<T> {
   readonly schema: z.ZodType<T, string>;
@@ -81,6 +82,36 @@ export const CONFIG_VARIABLES = {
     `one of ${FEED_SOURCES.join(', ')}`,
     'Where market data comes from.',
     z.enum(FEED_SOURCES),
+  ),
+  REDIS_URL: variable(
+    'redis://127.0.0.1:6379',
+    'a redis:// or rediss:// (TLS) URL',
+    'Redis for FEED_SOURCE=redis, LIMITS_STORE=redis and `publish`. Credentials in the URL are redacted from logs.',
+    z.string().regex(/^rediss?:\/\/\S+$/, 'not a redis:// or rediss:// URL'),
+  ),
+  REDIS_PASSWORD: variable(
+    '',
+    'empty or the password (never logged)',
+    'Redis password, if not in REDIS_URL.',
+    z.string(),
+  ),
+  LIMITS_STORE: variable(
+    'memory',
+    `one of ${LIMITS_STORES.join(', ')}`,
+    'Where per-IP limits are kept: this process only, or Redis (cluster-wide across replicas, local fallback).',
+    z.enum(LIMITS_STORES),
+  ),
+  PUBLISH_MAXLEN: variable(
+    '10000',
+    'an integer from 100 to 10000000',
+    '`publish`: entries kept per product stream (XADD MAXLEN ~).',
+    integer(100, 10_000_000),
+  ),
+  PUBLISH_SNAPSHOT_MS: variable(
+    '1000',
+    'an integer from 50 to 60000',
+    "`publish`: how often each product's snapshot key is rewritten.",
+    integer(50, 60_000),
   ),
   PRODUCTS: variable(
     'BTC-USD,ETH-USD,SOL-USD,ETH-BTC',
@@ -276,7 +307,15 @@ export const CONFIG_VARIABLES = {
 type Variables = typeof CONFIG_VARIABLES;
 type Values = { [K in keyof Variables]: Variables[K] extends Variable<infer T> ? T : never };
 
+export interface RedisConfig {
+  readonly url: string;
+  readonly password: string | undefined;
+}
+
 export interface GatewayConfig {
+  readonly redis: RedisConfig;
+  readonly limitsStore: (typeof LIMITS_STORES)[number];
+  readonly publish: { readonly maxLen: number; readonly snapshotIntervalMs: number };
   readonly host: string;
   readonly port: number;
   readonly logLevel: Values['LOG_LEVEL'];
@@ -365,6 +404,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   return {
     ok: true,
     config: {
+      redis: { url: v.REDIS_URL, password: v.REDIS_PASSWORD === '' ? undefined : v.REDIS_PASSWORD },
+      limitsStore: v.LIMITS_STORE,
+      publish: { maxLen: v.PUBLISH_MAXLEN, snapshotIntervalMs: v.PUBLISH_SNAPSHOT_MS },
       host: v.HOST,
       port: v.PORT,
       logLevel: v.LOG_LEVEL,
@@ -407,6 +449,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
 export function describeConfig(config: GatewayConfig): Record<string, unknown> {
   return {
     ...config,
+    redis: {
+      url: config.redis.url.replace(/\/\/[^@/]*@/, '//[redacted]@'),
+      password: config.redis.password && '[redacted]',
+    },
     products: config.products.map((p) => p.id),
     limits: { ...config.limits, trustedProxies: config.limits.trustedProxies.length },
   };

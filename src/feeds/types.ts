@@ -44,6 +44,10 @@ export type FeedEvent = SnapshotEvent | BookEvent | TradeEvent;
 export interface FeedSink {
   /** `receivedAt` is epochMs() when the event entered the gateway (comparable across threads). */
   onEvent(event: FeedEvent, receivedAt: number): void;
+  /** An upstream entry that could not even be decoded into an event: counted and dropped. */
+  onUndecodable(productId: string, detail: string): void;
+  /** The source lost or regained its upstream: clients are told the feed is stale. */
+  onLiveChanged(live: boolean, reason: string | undefined): void;
 }
 
 export interface FeedSource {
@@ -51,8 +55,8 @@ export interface FeedSource {
   readonly name: string;
   start(sink: FeedSink): Promise<void>;
   stop(): Promise<void>;
-  /** True while events flow; drives /readyz. */
-  isLive(): boolean;
+  /** Undefined while events can flow; otherwise why not (drives /readyz). */
+  notLiveReason(): string | undefined;
   /** Asks the source to send a fresh snapshot of one product (after the hub saw a gap). */
   requestSnapshot(productId: string): void;
 }

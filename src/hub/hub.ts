@@ -24,6 +24,8 @@ export interface PublicationSink {
 /** What the hub reports about upstream events; wired to metrics and sampled logs. */
 export interface HubObserver {
   eventApplied(): void;
+  /** The upstream feed went stale (false) or live again (true). */
+  feedLiveChanged(live: boolean): void;
   /** A message merged into a pending one by throttling/batching (one message fewer sent). */
   conflated(channel: Channel): void;
   eventRejected(reason: InvalidEventReason, productId: string, detail: string): void;
@@ -157,6 +159,7 @@ export class Hub implements FeedSink {
   private readonly products = new Map<string, ProductState>();
   private readonly timers: NodeJS.Timeout[] = [];
   private statusPayload: string;
+  private readonly specs: readonly ProductSpec[];
 
   constructor(
     specs: readonly ProductSpec[],
@@ -170,7 +173,22 @@ export class Hub implements FeedSink {
         sink.publish(topicOf(channel, spec.id), channel, payload, receivedAt);
       this.products.set(spec.id, new ProductState(spec, timings, publish, (c) => observer.conflated(c)));
     }
-    this.statusPayload = encodeStatus(specs);
+    this.specs = specs;
+    this.statusPayload = encodeStatus(specs, null);
+  }
+
+  onLiveChanged(live: boolean, reason: string | undefined): void {
+    // The `status` channel tells clients at once; its products carry why in status_message.
+    this.statusPayload = encodeStatus(
+      this.specs,
+      live ? null : `feed stale: ${reason ?? 'upstream unavailable'}`,
+    );
+    this.sink.publish('status', 'status', this.statusPayload, epochMs());
+    this.observer.feedLiveChanged(live);
+  }
+
+  onUndecodable(productId: string, detail: string): void {
+    this.observer.eventRejected('malformed', productId, detail);
   }
 
   start(): void {

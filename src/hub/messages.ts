@@ -112,11 +112,11 @@ function statusProduct(spec: ProductSpec, statusMessage: string | null) {
   };
 }
 
-export function encodeStatus(products: readonly ProductSpec[]): string {
+export function encodeStatus(products: readonly ProductSpec[], statusMessage: string | null): string {
   const currencyIds = [...new Set(products.flatMap((p) => [p.baseCurrency, p.quoteCurrency]))];
   return JSON.stringify({
     type: 'status',
-    products: products.map((p) => statusProduct(p, null)),
+    products: products.map((p) => statusProduct(p, statusMessage)),
     currencies: currencyIds.map((id) => {
       const c = CURRENCIES.get(id)!;
       return {

@@ -18,6 +18,8 @@ export interface GatewayMetrics {
   readonly feedToSendLatency: Histogram<'channel'>;
   readonly workerConnections: Gauge<'worker'>;
   readonly slowConsumers: Gauge;
+  readonly feedStale: Gauge;
+  readonly limitsStoreFallback: Gauge;
   readonly messagesConflatedTotal: Counter<'channel'>;
   readonly slowConsumerDisconnectsTotal: Counter<'reason'>;
   readonly workerRestartsTotal: Counter<'reason'>;
@@ -108,6 +110,16 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
       help: 'Time from a feed event entering the gateway to its message being handed to uWebSockets.js, by channel.',
       labelNames: ['channel'],
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    }),
+    feedStale: new Gauge({
+      name: 'ws_feed_stale',
+      help: '1 while the upstream feed is unavailable (clients are told on the status channel), else 0.',
+      registers,
+    }),
+    limitsStoreFallback: new Gauge({
+      name: 'ws_limits_store_fallback',
+      help: '1 while LIMITS_STORE=redis is unreachable and the per-process limits apply alone, else 0.',
       registers,
     }),
     slowConsumers: new Gauge({

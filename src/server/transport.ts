@@ -21,7 +21,7 @@ import {
 } from '../errors/catalogue.js';
 import type { ConnectionAdmission } from '../limits/admission.js';
 import { addressKey, formatIp, fromUwsAddress, resolveClientAddress } from '../limits/client-address.js';
-import { InboundRateLimiter, type RateDecision } from '../limits/rate-limits.js';
+import { InboundRateLimiter } from '../limits/rate-limits.js';
 import { SampledLog } from '../logging/sampled-log.js';
 import { epochMs } from '../market/time.js';
 import { CHANNELS, type Channel, topicOf } from '../market/types.js';
@@ -49,10 +49,23 @@ export interface TransportOptions {
   readonly limits: LimitsConfig;
 }
 
-/** The new-connection rate limit, decided where it is exact: locally, or on the main thread for workers. */
-export interface ConnectRateGate {
-  admit(clientIp: string): Promise<RateDecision>;
+/**
+ * The asynchronous part of admission, decided where it is exact: the connect rate per IP (and, with
+ * LIMITS_STORE=redis, the cluster-wide per-IP count), on the main thread for all workers.
+ */
+export interface ConnectGate {
+  admit(clientIp: string): Promise<GateDecision>;
+  /** A connection the gate admitted has ended (or its upgrade failed after admission). */
+  release(clientIp: string): void;
 }
+
+export type GateDecision =
+  | { readonly allowed: true }
+  | {
+      readonly allowed: false;
+      readonly reason: 'connect_rate' | 'per_ip_limit';
+      readonly retryAfterMs: number;
+    };
 
 /**
  * The transport's view of the market: the hub itself on the main thread, or a proxy to it from a
@@ -76,7 +89,7 @@ export interface TransportDeps {
   /** Liveness of the whole process (false once a worker thread is stuck); /healthz reports it. */
   readonly healthy: () => boolean;
   readonly admission: ConnectionAdmission;
-  readonly connectRate: ConnectRateGate;
+  readonly gate: ConnectGate;
 }
 
 interface Connection {
@@ -84,6 +97,8 @@ interface Connection {
   readonly id: string;
   /** The client's address key in the admission table, released on close. */
   readonly clientKey: Int32Array;
+  /** The client's address as text, released to the connect gate on close. */
+  readonly clientIp: string;
   /** Last frame or pong from the peer (performance.now()), to tell an idle timeout from a drop. */
   lastSeen: number;
   /** Inbound messages are handled in order, each after its rate-limit decision. */
@@ -300,6 +315,7 @@ export class Transport {
         }
         connection.session?.dispose();
         this.deps.admission.release(connection.clientKey);
+        this.deps.gate.release(connection.clientIp);
         this.open.delete(ws);
         metrics.activeConnections.dec();
         metrics.disconnectionsTotal
@@ -422,13 +438,16 @@ export class Transport {
       this.deps.admission.release(clientKey);
     });
     const clientIp = formatIp(client);
-    void this.deps.connectRate.admit(clientIp).then((decision) => {
-      if (aborted) return;
+    void this.deps.gate.admit(clientIp).then((decision) => {
+      if (aborted) {
+        if (decision.allowed) this.deps.gate.release(clientIp);
+        return;
+      }
       if (!decision.allowed) {
         this.deps.admission.release(clientKey);
         this.reject(
           res,
-          'connect_rate',
+          decision.reason,
           '429 Too Many Requests',
           Math.max(1, Math.ceil(decision.retryAfterMs / 1000)),
         );
@@ -436,12 +455,14 @@ export class Transport {
       }
       if (this.draining) {
         this.deps.admission.release(clientKey);
+        this.deps.gate.release(clientIp);
         this.reject(res, 'draining', '503 Service Unavailable', 1);
         return;
       }
       const connection: Connection = {
         id: String(++this.nextConnectionId),
         clientKey,
+        clientIp,
         lastSeen: performance.now(),
         inbound: Promise.resolve(),
         session: undefined,

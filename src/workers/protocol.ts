@@ -1,7 +1,6 @@
-import type { RateDecision } from '../limits/rate-limits.js';
 import type { Channel } from '../market/types.js';
 import type { HttpQuery, HttpReply } from '../server/http-routes.js';
-import type { TransportOptions } from '../server/transport.js';
+import type { GateDecision, TransportOptions } from '../server/transport.js';
 
 /** Messages between the main thread (feed, hub) and the worker threads (uWS apps). */
 
@@ -31,7 +30,7 @@ export type MainToWorker =
   | { readonly kind: 'initial'; readonly id: number; readonly messages: readonly string[] }
   | { readonly kind: 'reply'; readonly id: number; readonly reply: HttpReply }
   | { readonly kind: 'collect'; readonly id: number }
-  | { readonly kind: 'admitted'; readonly id: number; readonly decision: RateDecision }
+  | { readonly kind: 'admitted'; readonly id: number; readonly decision: GateDecision }
   | { readonly kind: 'drain'; readonly spreadMs: number }
   | { readonly kind: 'close' }
   /** Test hook, reachable only in-process: make the worker fail. */
@@ -44,6 +43,7 @@ export type WorkerToMain =
   | { readonly kind: 'http'; readonly id: number; readonly query: HttpQuery }
   | { readonly kind: 'metrics'; readonly id: number }
   | { readonly kind: 'admit'; readonly id: number; readonly clientIp: string }
+  | { readonly kind: 'release'; readonly clientIp: string }
   | { readonly kind: 'collected'; readonly id: number; readonly metrics: unknown };
 
 export const CONTROL = {

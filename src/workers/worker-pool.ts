@@ -4,12 +4,11 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { PublicationSink } from '../hub/hub.js';
-import type { RateDecision } from '../limits/rate-limits.js';
 import type { SharedCounterTable } from '../limits/shared-counters.js';
 import type { Channel } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { HttpQuery, HttpReply } from '../server/http-routes.js';
-import type { TransportOptions } from '../server/transport.js';
+import type { ConnectGate, TransportOptions } from '../server/transport.js';
 import {
   BatchEncoder,
   CONTROL,
@@ -31,12 +30,14 @@ export interface WorkerPoolOptions {
 export interface PoolMarket {
   initialMessages(channel: Channel, productId: string): readonly string[];
   http(query: HttpQuery): HttpReply;
-  /** The connect-rate limit, kept on the main thread so it holds for the whole process. */
-  admitConnect(clientIp: string): Promise<RateDecision>;
+  /** The connect gate, kept on the main thread so it holds for the whole process. */
+  readonly gate: ConnectGate;
 }
 
 interface Slot {
   worker: Worker;
+  /** Client IPs of the connections this worker holds through the gate, released if it dies. */
+  readonly admitted: Map<string, number>;
   listening: boolean;
   stalled: boolean;
   lastTick: number;
@@ -206,6 +207,7 @@ export class WorkerPool implements PublicationSink {
     const worker = new Worker(new URL('./worker-thread.js', import.meta.url), { workerData: start });
     const slot: Slot = {
       worker,
+      admitted: new Map(),
       listening: false,
       stalled: false,
       lastTick: 0,
@@ -235,8 +237,11 @@ export class WorkerPool implements PublicationSink {
 
   private onExit(index: number, slot: Slot, code: number): void {
     Atomics.store(this.inflight, index, 0);
-    // Its connections are gone: so are their per-IP and total counts.
+    // Its connections are gone: so are their per-IP and total counts, here and in the gate.
     this.admission.clearColumn(index + 1);
+    for (const [clientIp, count] of slot.admitted)
+      for (let i = 0; i < count; i++) this.market.gate.release(clientIp);
+    slot.admitted.clear();
     if (this.stopping || this.slots[index] !== slot) return;
     this.logger.error(
       { worker: index, exitCode: code },
@@ -284,12 +289,19 @@ export class WorkerPool implements PublicationSink {
         );
         return;
       case 'admit':
-        void this.market
-          .admitConnect(message.clientIp)
-          .then((decision) =>
-            slot.worker.postMessage({ kind: 'admitted', id: message.id, decision } satisfies MainToWorker),
-          );
+        void this.market.gate.admit(message.clientIp).then((decision) => {
+          if (decision.allowed)
+            slot.admitted.set(message.clientIp, (slot.admitted.get(message.clientIp) ?? 0) + 1);
+          slot.worker.postMessage({ kind: 'admitted', id: message.id, decision } satisfies MainToWorker);
+        });
         return;
+      case 'release': {
+        const count = slot.admitted.get(message.clientIp) ?? 0;
+        if (count <= 1) slot.admitted.delete(message.clientIp);
+        else slot.admitted.set(message.clientIp, count - 1);
+        this.market.gate.release(message.clientIp);
+        return;
+      }
       case 'collected':
         this.collections.get(message.id)?.(message.metrics as MetricsJson);
         return;

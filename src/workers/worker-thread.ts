@@ -1,11 +1,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ConnectionAdmission } from '../limits/admission.js';
-import type { RateDecision } from '../limits/rate-limits.js';
 import { SharedCounterTable } from '../limits/shared-counters.js';
 import { createLogger } from '../logging/logger.js';
 import { createMetrics } from '../metrics/metrics.js';
 import type { HttpReply } from '../server/http-routes.js';
-import { type MarketAccess, Transport } from '../server/transport.js';
+import { type GateDecision, type MarketAccess, Transport } from '../server/transport.js';
 import { nativeUws } from '../server/uws.js';
 import {
   CONTROL,
@@ -34,7 +33,7 @@ const workerLabel = metrics.workerConnections.labels(String(start.index));
 let nextId = 0;
 const pendingInitial = new Map<number, (messages: readonly string[]) => void>();
 const pendingReplies = new Map<number, (reply: HttpReply) => void>();
-const pendingAdmissions = new Map<number, (decision: RateDecision) => void>();
+const pendingAdmissions = new Map<number, (decision: GateDecision) => void>();
 
 function post(message: WorkerToMain): void {
   port.postMessage(message);
@@ -71,13 +70,14 @@ const transport = new Transport(start.transport, {
     start.transport.limits.maxConnections,
     start.transport.limits.maxConnectionsPerIp,
   ),
-  connectRate: {
+  gate: {
     admit: (clientIp) =>
       new Promise((resolve) => {
         const id = ++nextId;
         pendingAdmissions.set(id, resolve);
         post({ kind: 'admit', id, clientIp });
       }),
+    release: (clientIp) => post({ kind: 'release', clientIp }),
   },
 });
 

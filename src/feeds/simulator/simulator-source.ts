@@ -47,8 +47,8 @@ export class SimulatorSource implements FeedSource {
     this.timer = undefined;
   }
 
-  isLive(): boolean {
-    return this.timer !== undefined;
+  notLiveReason(): string | undefined {
+    return this.timer === undefined ? 'the simulator is stopped' : undefined;
   }
 
   requestSnapshot(productId: string): void {

@@ -189,7 +189,8 @@ describe('loadConfig errors', () => {
   });
 
   it('reports all variables, in declaration order, when every one is bad', () => {
-    const names = Object.keys(CONFIG_VARIABLES);
+    // A password can be any text: it has no bad value.
+    const names = Object.keys(CONFIG_VARIABLES).filter((name) => name !== 'REDIS_PASSWORD');
     const found = errors(Object.fromEntries(names.map((name) => [name, '?!'])));
     expect(found.map((e) => e.slice(0, e.indexOf('=')))).toEqual(names);
     for (const [i, name] of names.entries()) {

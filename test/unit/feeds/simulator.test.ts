@@ -30,6 +30,8 @@ class RecordingFeedSink implements FeedSink {
   onEvent(event: FeedEvent): void {
     this.events.push(event);
   }
+  onUndecodable(): void {}
+  onLiveChanged(): void {}
 }
 
 afterEach(() => {
@@ -183,6 +185,7 @@ describe('MarketModel', () => {
       {
         eventApplied() {},
         conflated() {},
+        feedLiveChanged() {},
         eventRejected: (reason, _id, detail) => rejections.push([reason, detail]),
       },
       () => {},
@@ -264,9 +267,9 @@ describe('SimulatorSource', () => {
     vi.useFakeTimers();
     const source = new SimulatorSource({ products, eventsPerSecond: 20, seed: 11 });
     const sink = new RecordingFeedSink();
-    expect(source.isLive()).toBe(false);
+    expect(source.notLiveReason()).toBe('the simulator is stopped');
     await source.start(sink);
-    expect(source.isLive()).toBe(true);
+    expect(source.notLiveReason()).toBeUndefined();
     expect(sink.events.map((e) => [e.type, e.product_id, e.sequence])).toEqual(
       DEFAULT_PRODUCTS.map((id) => ['snapshot', id, 1]),
     );
@@ -282,7 +285,7 @@ describe('SimulatorSource', () => {
     }
 
     await source.stop();
-    expect(source.isLive()).toBe(false);
+    expect(source.notLiveReason()).toBe('the simulator is stopped');
     const count = sink.events.length;
     vi.advanceTimersByTime(10_000);
     expect(sink.events.length).toBe(count);
@@ -337,6 +340,7 @@ describe('SimulatorSource', () => {
       {
         eventApplied: () => applied++,
         conflated: () => {},
+        feedLiveChanged: () => {},
         eventRejected: (reason, id, detail) => rejected.push(`${reason} ${id} ${detail}`),
       },
       (id) => source.requestSnapshot(id),

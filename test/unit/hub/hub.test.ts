@@ -67,6 +67,12 @@ class RecordingObserver implements HubObserver {
     this.conflations.push(channel);
   }
 
+  readonly liveness: boolean[] = [];
+
+  feedLiveChanged(live: boolean): void {
+    this.liveness.push(live);
+  }
+
   conflationsOf(channel: Channel): number {
     return this.conflations.filter((c) => c === channel).length;
   }

@@ -1,0 +1,296 @@
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { ProductSpec } from '../../config/products.js';
+import { isoMicros, nowMicros } from '../../market/time.js';
+import { MarketModel } from '../simulator/market.js';
+import { Random } from '../simulator/random.js';
+import type { FeedEvent, SnapshotEvent } from '../types.js';
+import { EVENT_FIELD, redisKeys } from './contract.js';
+
+export interface PublisherOptions {
+  readonly redisUrl: string;
+  readonly products: readonly ProductSpec[];
+  /** Market actions per second per product (a market order can produce several events). */
+  readonly eventsPerSecond: number;
+  /** Undefined: a random seed. */
+  readonly seed: number | undefined;
+  /** Approximate length each product's stream is trimmed to (`XADD … MAXLEN ~`). */
+  readonly maxLen: number;
+  readonly snapshotIntervalMs: number;
+}
+
+export interface Publisher {
+  stop(): Promise<void>;
+  /** For tests: events Redis acknowledged. */
+  published(): number;
+  /** For tests: events stepped but not (known to be) written, Redis being down or too slow. */
+  failed(): number;
+  /** For tests: the markets' current books, in the order of `products`. */
+  books(): SnapshotEvent[];
+}
+
+/** The same catch-up bound and timer period as SimulatorSource. */
+const MAX_EVENTS_PER_TICK = 1_000;
+const TICK_MS = 10;
+/** Pipelines awaiting Redis's replies; beyond this a tick's events are dropped, not queued. */
+const MAX_PIPELINES_IN_FLIGHT = 16;
+const RECONNECT_CAP_MS = 2_000;
+const FAILURE_LOG_INTERVAL_MS = 5_000;
+/** After a failed snapshot write, how soon the next tick tries again. */
+const SNAPSHOT_RETRY_MS = 250;
+const STOP_TIMEOUT_MS = 2_000;
+
+/**
+ * Writes the snapshot key for the book as of everything queued before it on this connection. The
+ * stream id it records is read inside Redis, atomically: it is the id of the last XADD of this
+ * product that Redis executed (that tick's last one, when it succeeded), or 0-0 for an empty or
+ * missing stream, as after a Redis restart. Events Redis never got are covered by the book; events
+ * it got are all before this point, so a reader replaying the stream after stream_id onto the book
+ * sees exactly the events that follow it. Both keys share the product's hash slot.
+ */
+const WRITE_SNAPSHOT = `
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+local id = last and last[1] or '0-0'
+redis.call('SET', KEYS[2], '{"stream_id":"' .. id .. '","event":' .. ARGV[1] .. '}')
+return id`;
+
+/**
+ * The upstream publisher (`matchbook-gateway publish`): the simulator's markets, written to Redis as
+ * docs/ingest.md specifies. Each tick's events go out in one pipeline; snapshots ride in the same
+ * pipeline right after that tick's XADDs. While Redis is unreachable the markets keep moving and
+ * their events are counted as failed, never buffered; on every (re)connection fresh snapshots are
+ * written first, and readers resynchronise from them.
+ */
+export async function startPublisher(options: PublisherOptions, logger: Logger): Promise<Publisher> {
+  const publisher = new RedisPublisher(options, logger);
+  await publisher.started;
+  return publisher;
+}
+
+interface PendingWrite {
+  /** Settles the write as failed when its connection closes (ioredis does not resend it). */
+  abandon(): void;
+}
+
+class RedisPublisher implements Publisher {
+  /** Resolves once the first snapshots are written, or Redis has been found unreachable. */
+  readonly started: Promise<void>;
+  private readonly client: Redis;
+  private readonly markets: MarketModel[];
+  private readonly pending = new Set<PendingWrite>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private lastTick = 0;
+  private due = 0;
+  /** performance.now() at which the next tick writes snapshots. */
+  private nextSnapshotAt = Number.POSITIVE_INFINITY;
+  private publishedEvents = 0;
+  private failedEvents = 0;
+  private failedSinceLog = 0;
+  private lastFailureLog = Number.NEGATIVE_INFINITY;
+  private stopped = false;
+  private markStarted: () => void = () => undefined;
+
+  constructor(
+    private readonly options: PublisherOptions,
+    private readonly logger: Logger,
+  ) {
+    const seed = options.seed ?? Math.floor(Math.random() * 0xffff_ffff);
+    this.markets = options.products.map(
+      (spec, i) => new MarketModel(spec, new Random(seed + i * 0x9e37_79b9), options.eventsPerSecond),
+    );
+    this.started = new Promise((resolve) => {
+      this.markStarted = resolve;
+    });
+    // Trades can add several events per action; snapshots must come more often than MAXLEN entries.
+    const entriesPerSnapshot = (options.eventsPerSecond * options.snapshotIntervalMs) / 1000;
+    if (entriesPerSnapshot * 1.5 >= options.maxLen) {
+      logger.warn(
+        { maxLen: options.maxLen, entriesPerSnapshot },
+        'streams may be trimmed past the snapshot: readers will resync often; raise the max length',
+      );
+    }
+    this.client = new Redis(options.redisUrl, {
+      // RESP2 reply shapes (ioredis 6 defaults to RESP3).
+      protocol: 2,
+      connectionName: 'matchbook-publisher',
+      // While Redis is down a write fails at once: nothing queues up.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      // Writes cut off by a disconnect are failed (see 'close'), never replayed after the snapshot.
+      autoResendUnfulfilledCommands: false,
+      retryStrategy: (attempt) => Math.min(RECONNECT_CAP_MS, 50 * 2 ** Math.min(attempt - 1, 6)),
+    });
+    this.client.on('error', (error: Error) => {
+      this.failure(0, error.message);
+      this.markStarted();
+    });
+    this.client.on('close', () => {
+      for (const write of [...this.pending]) write.abandon();
+    });
+    this.client.on('ready', () => this.onReady());
+    logger.info(
+      { products: options.products.map((p) => p.id), seed, eventsPerSecond: options.eventsPerSecond },
+      'publisher starting',
+    );
+  }
+
+  published(): number {
+    return this.publishedEvents;
+  }
+
+  failed(): number {
+    return this.failedEvents;
+  }
+
+  books(): SnapshotEvent[] {
+    const time = isoMicros(nowMicros());
+    return this.markets.map((market) => market.snapshot(time));
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    // Let the last pipelines land (a connection that drops meanwhile fails them through 'close'),
+    // but do not wait on a Redis that stopped answering.
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inFlight]),
+      new Promise((resolve) => {
+        timeout = setTimeout(resolve, STOP_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timeout);
+    if (this.client.status === 'ready') await this.client.quit().catch(() => this.client.disconnect());
+    else this.client.disconnect();
+    this.markStarted();
+  }
+
+  private onReady(): void {
+    if (this.stopped) return;
+    this.logger.info({ url: redactedUrl(this.options.redisUrl) }, 'connected to redis, writing snapshots');
+    // Before any new event: readers that saw a gap resync from these.
+    this.write(
+      this.markets.map(() => []),
+      true,
+    );
+    if (this.timer === undefined) {
+      // The markets start moving once there is somewhere to write them.
+      this.lastTick = performance.now();
+      this.timer = setInterval(() => this.tick(), TICK_MS);
+    }
+  }
+
+  /** SimulatorSource.tick's catch-up: the steps that came due since the last tick, bounded. */
+  private tick(): void {
+    const now = performance.now();
+    this.due += ((now - this.lastTick) / 1000) * this.options.eventsPerSecond;
+    this.lastTick = now;
+    const steps = Math.min(Math.floor(this.due), MAX_EVENTS_PER_TICK);
+    this.due = Math.min(this.due - steps, 1);
+    const time = isoMicros(nowMicros());
+    const events = this.markets.map(() => [] as FeedEvent[]);
+    for (let i = 0; i < steps; i++) {
+      for (const [m, market] of this.markets.entries()) events[m]!.push(...market.step(time));
+    }
+    const withSnapshots = now >= this.nextSnapshotAt;
+    if (steps > 0 || withSnapshots) this.write(events, withSnapshots);
+  }
+
+  /**
+   * One pipeline: each product's events (XADD), then, if asked, each product's snapshot as of those
+   * events. Dropped when Redis is not writable or too far behind: the next snapshot covers the gap.
+   */
+  private write(events: readonly (readonly FeedEvent[])[], withSnapshots: boolean): void {
+    const count = events.reduce((n, e) => n + e.length, 0);
+    if (this.client.status !== 'ready' || this.inFlight.size >= MAX_PIPELINES_IN_FLIGHT) {
+      const reason =
+        this.client.status === 'ready' ? 'redis is not keeping up' : `redis ${this.client.status}`;
+      // The stream now has a gap: a fresh snapshot goes with the next write that can be made.
+      this.nextSnapshotAt = Number.NEGATIVE_INFINITY;
+      this.failure(count, reason);
+      return;
+    }
+    const pipeline = this.client.pipeline();
+    const maxLen = String(this.options.maxLen);
+    for (const [m, market] of this.markets.entries()) {
+      const key = redisKeys.events(market.spec.id);
+      for (const event of events[m]!) {
+        pipeline.xadd(key, 'MAXLEN', '~', maxLen, '*', EVENT_FIELD, JSON.stringify(event));
+      }
+    }
+    if (withSnapshots) {
+      const time = isoMicros(nowMicros());
+      for (const market of this.markets) {
+        const id = market.spec.id;
+        pipeline.eval(
+          WRITE_SNAPSHOT,
+          2,
+          redisKeys.events(id),
+          redisKeys.snapshot(id),
+          JSON.stringify(market.snapshot(time)),
+        );
+      }
+      this.nextSnapshotAt = performance.now() + this.options.snapshotIntervalMs;
+    }
+
+    let settled = false;
+    const settle = (results: [Error | null, unknown][] | null, error?: Error): void => {
+      if (settled) return;
+      settled = true;
+      this.pending.delete(write);
+      let failedEvents = 0;
+      let firstError = error?.message;
+      let snapshotsFailed = withSnapshots && results === null;
+      for (const [i, [err]] of (results ?? []).entries()) {
+        if (!err) continue;
+        firstError ??= err.message;
+        if (i < count) failedEvents++;
+        else snapshotsFailed = true;
+      }
+      if (results === null) failedEvents = count;
+      this.publishedEvents += count - failedEvents;
+      if (failedEvents > 0 || snapshotsFailed) {
+        this.nextSnapshotAt = Math.min(this.nextSnapshotAt, performance.now() + SNAPSHOT_RETRY_MS);
+        this.failure(failedEvents, firstError ?? 'write failed');
+      }
+      if (withSnapshots) this.markStarted();
+    };
+    const write: PendingWrite = {
+      abandon: () => settle(null, new Error('connection closed before redis replied')),
+    };
+    this.pending.add(write);
+    const done = pipeline.exec().then(
+      (results) => settle(results ?? null, results ? undefined : new Error('pipeline not executed')),
+      (error: Error) => settle(null, error),
+    );
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+  }
+
+  /** Counts events that were not written and logs, at most once per FAILURE_LOG_INTERVAL_MS. */
+  private failure(events: number, reason: string): void {
+    this.failedEvents += events;
+    this.failedSinceLog += events;
+    const now = performance.now();
+    if (now - this.lastFailureLog < FAILURE_LOG_INTERVAL_MS || this.stopped) return;
+    this.logger.warn(
+      { failedEvents: this.failedSinceLog, totalFailedEvents: this.failedEvents, reason },
+      'redis writes failing; the markets keep moving and snapshots are rewritten on reconnection',
+    );
+    this.lastFailureLog = now;
+    this.failedSinceLog = 0;
+  }
+}
+
+function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'redis';
+  }
+}

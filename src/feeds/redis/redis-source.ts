@@ -1,0 +1,174 @@
+import { Redis } from 'ioredis';
+import { epochMs } from '../../market/time.js';
+import type { FeedSink, FeedSource } from '../types.js';
+import { decodeEvent, decodeSnapshot, EVENT_FIELD, redisKeys } from './contract.js';
+
+export interface RedisSourceOptions {
+  readonly url: string;
+  readonly productIds: readonly string[];
+  /** How long one XREAD blocks; also bounds how soon a requested resync starts. */
+  readonly blockMs?: number;
+  /** Entries read per stream per XREAD. */
+  readonly batch?: number;
+}
+
+type StreamReply = Array<[key: string, entries: Array<[id: string, fields: string[]]>]>;
+
+const RECONNECT_CAP_MS = 2_000;
+
+/**
+ * The production feed: per product, a snapshot key and an event stream in Redis (docs/ingest.md).
+ * One connection reads every product's stream with a blocking XREAD from the last id it applied;
+ * another reads snapshots. Sequence checks are the hub's: on a gap it asks for a snapshot and this
+ * source resumes that product from the snapshot key. Nothing here runs per client or per publish.
+ */
+export class RedisFeedSource implements FeedSource {
+  readonly name = 'redis';
+  private readonly reader: Redis;
+  private readonly commands: Redis;
+  /** Per product, the id of the last stream entry applied (read after it). */
+  private readonly lastIds = new Map<string, string>();
+  private readonly needSnapshot: Set<string>;
+  private readonly keyToProduct: Map<string, string>;
+  private sink: FeedSink | undefined;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private live = false;
+  private downReason: string | undefined = 'not connected to Redis yet';
+
+  constructor(private readonly options: RedisSourceOptions) {
+    const connection = {
+      // RESP2 reply shapes (ioredis 6 defaults to RESP3).
+      protocol: 2 as const,
+      lazyConnect: true,
+      // A command while Redis is down fails at once instead of queueing: no unbounded offline queue.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (attempt: number) => Math.min(RECONNECT_CAP_MS, 50 * 2 ** Math.min(attempt, 6)),
+    };
+    this.reader = new Redis(options.url, { ...connection, connectionName: 'matchbook-gateway-feed' });
+    this.commands = new Redis(options.url, { ...connection, connectionName: 'matchbook-gateway-snapshots' });
+    this.needSnapshot = new Set(options.productIds);
+    this.keyToProduct = new Map(options.productIds.map((id) => [redisKeys.events(id), id]));
+    for (const client of [this.reader, this.commands]) {
+      client.on('error', () => {
+        // Connection errors surface through the state events below; ioredis retries by itself.
+      });
+    }
+    this.reader.on('ready', () => this.setLive(true, undefined));
+    this.reader.on('close', () => this.setLive(false, 'lost the connection to Redis'));
+  }
+
+  async start(sink: FeedSink): Promise<void> {
+    this.sink = sink;
+    this.running = true;
+    // Down at startup is fine: the gateway starts, reports not ready, and connects when Redis comes up.
+    this.reader.connect().catch(() => undefined);
+    this.commands.connect().catch(() => undefined);
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.reader.disconnect();
+    this.commands.disconnect();
+    await this.loop;
+  }
+
+  notLiveReason(): string | undefined {
+    return this.live ? undefined : `redis: ${this.downReason ?? 'unavailable'}`;
+  }
+
+  requestSnapshot(productId: string): void {
+    if (this.lastIds.has(productId) || this.options.productIds.includes(productId))
+      this.needSnapshot.add(productId);
+  }
+
+  private setLive(live: boolean, reason: string | undefined): void {
+    if (this.live === live) return;
+    this.live = live;
+    this.downReason = reason;
+    this.sink?.onLiveChanged(live, reason);
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        if (this.reader.status !== 'ready' || this.commands.status !== 'ready') {
+          await this.waitUntilReady();
+          continue;
+        }
+        await this.loadSnapshots();
+        await this.readEvents();
+      } catch {
+        // A failed command while Redis goes away: wait for the reconnect, then carry on.
+        if (this.running) await this.waitUntilReady();
+      }
+    }
+  }
+
+  private waitUntilReady(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!this.running || (this.reader.status === 'ready' && this.commands.status === 'ready')) {
+          clearInterval(timer);
+          resolve();
+        }
+      };
+      const timer = setInterval(check, 50);
+      check();
+    });
+  }
+
+  private async loadSnapshots(): Promise<void> {
+    for (const productId of [...this.needSnapshot]) {
+      const json = await this.commands.get(redisKeys.snapshot(productId));
+      if (json === null) continue; // Not bootstrapped upstream yet: try again next round.
+      const decoded = decodeSnapshot(json);
+      if (!decoded.ok) {
+        this.sink?.onUndecodable(productId, `snapshot: ${decoded.reason}`);
+        continue;
+      }
+      this.needSnapshot.delete(productId);
+      this.lastIds.set(productId, decoded.value.stream_id);
+      this.sink?.onEvent(decoded.value.event, epochMs());
+    }
+  }
+
+  private async readEvents(): Promise<void> {
+    const products = this.options.productIds.filter(
+      (id) => this.lastIds.has(id) && !this.needSnapshot.has(id),
+    );
+    if (products.length === 0) {
+      // Nothing bootstrapped yet: wait a moment for snapshots to appear.
+      await new Promise((resolve) => setTimeout(resolve, this.options.blockMs ?? 200));
+      return;
+    }
+    const reply = (await this.reader.xread(
+      'COUNT',
+      this.options.batch ?? 500,
+      'BLOCK',
+      this.options.blockMs ?? 200,
+      'STREAMS',
+      ...products.map((id) => redisKeys.events(id)),
+      ...products.map((id) => this.lastIds.get(id)!),
+    )) as StreamReply | null;
+    if (!reply) return;
+    const receivedAt = epochMs();
+    for (const [key, entries] of reply) {
+      const productId = this.keyToProduct.get(key)!;
+      for (const [id, fields] of entries) {
+        this.lastIds.set(productId, id);
+        // A resync requested while this batch was in flight: the snapshot will supersede the rest.
+        if (this.needSnapshot.has(productId)) break;
+        const json = fields[fields.indexOf(EVENT_FIELD) + 1];
+        const decoded = json === undefined ? undefined : decodeEvent(json);
+        if (!decoded?.ok) {
+          this.sink?.onUndecodable(productId, `stream entry ${id}: ${decoded?.reason ?? 'no event field'}`);
+          continue;
+        }
+        this.sink?.onEvent(decoded.value, receivedAt);
+      }
+    }
+  }
+}

@@ -1,0 +1,209 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type ProductSpec, productFromId } from '../../src/config/products.js';
+import { redisKeys } from '../../src/feeds/redis/contract.js';
+import { type Publisher, startPublisher } from '../../src/feeds/redis/publisher.js';
+import { BookReplica } from '../support/book-replica.js';
+import { startTestGateway, type TestGateway, waitForMetric } from '../support/gateway.js';
+import { type RedisProcess, startRedis } from '../support/redis-server.js';
+import { type Message, TestClient } from '../support/ws-client.js';
+
+const PRODUCTS = ['BTC-USD', 'ETH-USD'];
+const specs = PRODUCTS.map((id) => productFromId(id) as ProductSpec);
+const quiet = pino({ level: 'silent' });
+
+let redis: RedisProcess | undefined;
+let publisher: Publisher | undefined;
+const gateways: TestGateway[] = [];
+afterEach(async () => {
+  for (const gw of gateways.splice(0)) await gw.stop();
+  await publisher?.stop();
+  await redis?.stop();
+  publisher = undefined;
+  redis = undefined;
+});
+
+async function publish(url: string, eventsPerSecond = 300): Promise<Publisher> {
+  return startPublisher(
+    { redisUrl: url, products: specs, eventsPerSecond, seed: 5, maxLen: 5_000, snapshotIntervalMs: 200 },
+    quiet,
+  );
+}
+
+async function gatewayOn(url: string, env: Record<string, string> = {}): Promise<TestGateway> {
+  const gw = await startTestGateway({
+    FEED_SOURCE: 'redis',
+    REDIS_URL: url,
+    PRODUCTS: PRODUCTS.join(','),
+    ...env,
+  });
+  gateways.push(gw);
+  return gw;
+}
+
+/** Waits until the client's book reaches the publisher's current sequence, then compares the books. */
+async function expectPublisherBook(
+  client: TestClient,
+  replica: BookReplica,
+  productId: string,
+): Promise<void> {
+  const book = publisher!.books().find((b) => b.product_id === productId)!;
+  await client.next((m) => {
+    if (m.product_id === productId) replica.apply(m);
+    return replica.sequence >= book.sequence;
+  }, 10_000);
+  expect(replica.history.get(book.sequence), `${productId} at ${book.sequence}`).toEqual({
+    bids: book.bids.map(([p, s]) => [p, s]),
+    asks: book.asks.map(([p, s]) => [p, s]),
+  });
+}
+
+async function readyStatus(gw: TestGateway): Promise<number> {
+  return (await fetch(`${gw.httpUrl}/readyz`)).status;
+}
+
+async function waitForReady(gw: TestGateway, status: number): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while ((await readyStatus(gw)) !== status) {
+    if (performance.now() > deadline) throw new Error(`/readyz never became ${status}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('FEED_SOURCE=redis (real redis-server)', () => {
+  it('a client book equals the publisher book at the same sequence', async () => {
+    redis = await startRedis();
+    publisher = await publish(redis.url);
+    const gw = await gatewayOn(redis.url);
+    await waitForReady(gw, 200);
+    const client = await TestClient.connect(gw.wsUrl);
+    client.subscribe(['level2', 'matches'], PRODUCTS);
+    const replica = new BookReplica();
+    replica.apply(await client.next((m) => m.type === 'snapshot' && m.product_id === 'BTC-USD'));
+    for (let i = 0; i < 3; i++) await expectPublisherBook(client, replica, 'BTC-USD');
+    await client.close();
+  });
+
+  it('Redis down at startup: the gateway starts, /readyz is 503 with the reason, and it connects when Redis comes up', async () => {
+    redis = await startRedis();
+    const url = redis.url;
+    await redis.kill();
+    const gw = await gatewayOn(url);
+    const notReady = await fetch(`${gw.httpUrl}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(((await notReady.json()) as { reason: string }).reason).toMatch(/redis/);
+    await redis.restart();
+    publisher = await publish(url);
+    await waitForReady(gw, 200);
+    expect(await gw.metric('ws_feed_stale')).toBe(0);
+  });
+
+  it('a Redis restart mid-stream: clients keep their connections, get a fresh snapshot and an exact book; stale is signalled and cleared', async () => {
+    redis = await startRedis();
+    publisher = await publish(redis.url);
+    const gw = await gatewayOn(redis.url);
+    await waitForReady(gw, 200);
+    const client = await TestClient.connect(gw.wsUrl);
+    client.subscribe(['level2', { name: 'status' }], ['BTC-USD']);
+    const replica = new BookReplica();
+    replica.apply(await client.next((m) => m.type === 'snapshot'));
+    await expectPublisherBook(client, replica, 'BTC-USD');
+
+    await redis.kill();
+    const stale = await client.next((m) => m.type === 'status' && isStale(m));
+    expect((stale.products as { status_message: string }[])[0]!.status_message).toMatch(/^feed stale/);
+    await waitForMetric(gw, 'ws_feed_stale', '', (v) => v === 1);
+    expect(await readyStatus(gw)).toBe(503);
+
+    await redis.restart();
+    await client.next((m) => m.type === 'status' && !isStale(m), 15_000);
+    await waitForReady(gw, 200);
+    // The restart lost events: the gateway resynchronises and tells level2 clients with a snapshot.
+    await client.next((m) => {
+      replica.apply(m);
+      return m.type === 'snapshot';
+    }, 15_000);
+    await expectPublisherBook(client, replica, 'BTC-USD');
+    expect(client.socket.readyState).toBe(client.socket.OPEN);
+    expect(await gw.metric('ws_feed_stale')).toBe(0);
+    await client.close();
+  }, 40_000);
+
+  it('an injected sequence gap is detected, the product resynchronised, and the book stays exact', async () => {
+    redis = await startRedis();
+    publisher = await publish(redis.url);
+    const gw = await gatewayOn(redis.url);
+    await waitForReady(gw, 200);
+    const client = await TestClient.connect(gw.wsUrl);
+    client.subscribe(['level2'], ['ETH-USD']);
+    const replica = new BookReplica();
+    replica.apply(await client.nextOfType('snapshot'));
+    await expectPublisherBook(client, replica, 'ETH-USD');
+
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(redis.url, { protocol: 2 });
+    const current = publisher.books().find((b) => b.product_id === 'ETH-USD')!;
+    await raw.xadd(
+      redisKeys.events('ETH-USD'),
+      '*',
+      'e',
+      JSON.stringify({
+        type: 'book',
+        product_id: 'ETH-USD',
+        sequence: current.sequence + 100_000,
+        time: current.time,
+        changes: [['buy', '1.00', '1.00000000', 1]],
+      }),
+    );
+    await raw.xadd(redisKeys.events('ETH-USD'), '*', 'e', '{not json');
+    raw.disconnect();
+    await waitForMetric(gw, 'ws_feed_invalid_events_total', 'reason="sequence_gap"', (v) => v >= 1);
+    await waitForMetric(gw, 'ws_feed_invalid_events_total', 'reason="malformed"', (v) => v >= 1);
+    await client.next((m) => {
+      replica.apply(m);
+      return m.type === 'snapshot';
+    }, 15_000);
+    await expectPublisherBook(client, replica, 'ETH-USD');
+    await client.close();
+  }, 30_000);
+
+  it('two replicas on one Redis serve the same products with the same sequences and books', async () => {
+    redis = await startRedis();
+    publisher = await publish(redis.url);
+    const [a, b] = [await gatewayOn(redis.url), await gatewayOn(redis.url, { WS_WORKER_THREADS: '2' })];
+    await Promise.all([waitForReady(a!, 200), waitForReady(b!, 200)]);
+    const clientA = await TestClient.connect(a!.wsUrl);
+    const clientB = await TestClient.connect(b!.wsUrl);
+    for (const c of [clientA, clientB]) c.subscribe(['level2', 'matches'], ['BTC-USD']);
+    await Promise.all([clientA.nextOfType('snapshot'), clientB.nextOfType('snapshot')]);
+    const updates = async (c: TestClient) => {
+      const seen = new Map<number, string>();
+      await c.next((m) => {
+        if (m.type === 'l2update' || m.type === 'match')
+          seen.set(m.sequence as number, `${m.type}:${JSON.stringify(m)}`);
+        return seen.size >= 300;
+      }, 15_000);
+      return seen;
+    };
+    const [seenA, seenB] = await Promise.all([updates(clientA), updates(clientB)]);
+    let common = 0;
+    for (const [sequence, message] of seenA) {
+      if (!seenB.has(sequence)) continue;
+      common++;
+      expect(seenB.get(sequence)).toBe(message);
+    }
+    expect(common).toBeGreaterThan(100);
+    // A client moving to the other replica resumes consistently: its snapshot is not behind.
+    const lastOnA = Math.max(...seenA.keys());
+    await clientA.close();
+    const moved = await TestClient.connect(b!.wsUrl);
+    moved.subscribe(['level2'], ['BTC-USD']);
+    const snapshot = await moved.nextOfType('snapshot');
+    expect(snapshot.sequence as number).toBeGreaterThanOrEqual(lastOnA - 50);
+    await Promise.all([clientB.close(), moved.close()]);
+  }, 30_000);
+});
+
+function isStale(m: Message): boolean {
+  return (m.products as { status_message: string | null }[]).some((p) => p.status_message !== null);
+}
