@@ -5,8 +5,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
-    // Integration tests bind real sockets and spawn processes; files run in parallel workers,
-    // each test binds port 0, so nothing collides.
     pool: 'forks',
+    // Integration and end-to-end tests run real servers, Redis and load on a 2-core machine: one
+    // file at a time keeps their timing honest (ports are all 0, so they could run in parallel).
+    fileParallelism: false,
   },
 });

@@ -1,4 +1,5 @@
 import type uWS from 'uWebSockets.js';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/config.js';
 import { RedisFeedSource } from './feeds/redis/redis-source.js';
@@ -6,12 +7,13 @@ import { SimulatorSource } from './feeds/simulator/simulator-source.js';
 import type { FeedSource } from './feeds/types.js';
 import { COINBASE_TIMINGS, Hub, type PublicationSink } from './hub/hub.js';
 import { admissionTableCapacity, ConnectionAdmission } from './limits/admission.js';
-import { ConnectRateLimiter } from './limits/rate-limits.js';
+import { ConnectRateLimiter, type RateDecision } from './limits/rate-limits.js';
+import { connectClusterLimits } from './limits/redis-limits.js';
 import { SharedCounterTable } from './limits/shared-counters.js';
 import { SampledLog } from './logging/sampled-log.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
 import { answerHttp, type HttpQuery, type HttpReply, type Readiness } from './server/http-routes.js';
-import { type ConnectGate, Transport, type TransportOptions } from './server/transport.js';
+import { type ConnectGate, type GateDecision, Transport, type TransportOptions } from './server/transport.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
 export interface Gateway {
@@ -57,6 +59,57 @@ function createFeed(config: GatewayConfig): FeedSource {
   }
 }
 
+/**
+ * The asynchronous admission step. memory: the connect rate per IP in this process. redis: the
+ * connect rate and the concurrent count per IP across every replica, falling back to the local
+ * limits (and saying so in ws_limits_store_fallback) while Redis is unreachable.
+ */
+function createConnectGate(
+  config: GatewayConfig,
+  metrics: GatewayMetrics,
+  logger: Logger,
+): { gate: ConnectGate; close: () => Promise<void> } {
+  const rateDecision = (decision: RateDecision): GateDecision =>
+    decision.allowed ? decision : { ...decision, reason: 'connect_rate' };
+  if (config.limitsStore === 'memory') {
+    const connectRate = new ConnectRateLimiter(config.limits.connectRate);
+    return {
+      gate: { admit: async (clientIp) => rateDecision(await connectRate.admit(clientIp)), release: () => {} },
+      close: async () => {},
+    };
+  }
+  const { limits: cluster, close } = connectClusterLimits(
+    redisUrl(config),
+    {
+      replicaId: `${hostname()}:${process.pid}`,
+      maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+      connectRate: config.limits.connectRate,
+    },
+    {
+      fallbackChanged: (usingLocal) => {
+        metrics.limitsStoreFallback.set(usingLocal ? 1 : 0);
+        logger.warn(
+          { usingLocal },
+          usingLocal ? 'limits store unreachable: local limits only' : 'limits store back',
+        );
+      },
+    },
+  );
+  return {
+    gate: {
+      admit: async (clientIp) => {
+        const rate = await cluster.admitConnect(clientIp);
+        if (!rate.allowed) return rateDecision(rate);
+        return (await cluster.acquire(clientIp)) === 'ok'
+          ? rate
+          : { allowed: false, reason: 'per_ip_limit', retryAfterMs: 5_000 };
+      },
+      release: (clientIp) => void cluster.release(clientIp),
+    },
+    close,
+  };
+}
+
 /** The composition root: builds every part from the configuration and wires them together. */
 export async function startGateway(config: GatewayConfig, logger: Logger, uws: typeof uWS): Promise<Gateway> {
   const metrics = createMetrics({ processMetrics: true });
@@ -78,14 +131,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     admissionTableCapacity(config.limits.maxConnections),
     config.workerThreads + 1,
   );
-  const connectRate = new ConnectRateLimiter(config.limits.connectRate);
-  const gate: ConnectGate = {
-    admit: async (clientIp) => {
-      const decision = await connectRate.admit(clientIp);
-      return decision.allowed ? decision : { ...decision, reason: 'connect_rate' };
-    },
-    release: () => {},
-  };
+  const { gate, close: closeGate } = createConnectGate(config, metrics, logger);
 
   // The hub needs its sink at construction; the sink needs the hub to answer requests. This
   // forwarding sink breaks the cycle without making either know the other's concrete type.
@@ -147,6 +193,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     hub.stop();
     await feed.stop();
     await active.close();
+    await closeGate();
   };
   return {
     port: active.port,

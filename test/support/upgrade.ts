@@ -3,6 +3,8 @@ import { request } from 'node:http';
 export interface UpgradeOutcome {
   readonly status: number;
   readonly retryAfter: string | undefined;
+  /** The refusal's reason (ws_connections_rejected_total label), from its JSON body. */
+  readonly reason?: string;
   /** The upgraded socket, when the status is 101 (caller closes it). */
   readonly socket?: import('node:net').Socket;
 }
@@ -31,8 +33,19 @@ export function attemptUpgrade(
       resolve({ status: res.statusCode ?? 0, retryAfter: undefined, socket }),
     );
     req.on('response', (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined });
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => {
+        body += chunk;
+      });
+      res.on('end', () => {
+        const reason = body ? ((JSON.parse(body) as { reason?: string }).reason ?? undefined) : undefined;
+        resolve({
+          status: res.statusCode ?? 0,
+          retryAfter: res.headers['retry-after'] as string | undefined,
+          ...(reason ? { reason } : {}),
+        });
+      });
     });
     req.on('error', reject);
     req.end();
