@@ -164,25 +164,11 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
   };
   const http = (query: HttpQuery): HttpReply => answerHttp(query, hub, readiness);
 
+  const parts: MarketParts = { hub, http, metrics, logger, admissionTable, gate };
   delivery =
     config.workerThreads === 0
-      ? await serveOnMainThread(transportOptions, {
-          uws,
-          hub,
-          http,
-          metrics,
-          logger,
-          admissionTable,
-          gate,
-        })
-      : await serveOnWorkers(config, transportOptions, {
-          hub,
-          http,
-          metrics,
-          logger,
-          admissionTable,
-          gate,
-        });
+      ? await serveOnMainThread(transportOptions, { ...parts, uws })
+      : await serveOnWorkers(config, transportOptions, parts);
   hub.start();
   await feed.start(hub);
   let closed = false;

@@ -2,8 +2,8 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ProductSpec } from '../../config/products.js';
 import { isoMicros, nowMicros } from '../../market/time.js';
-import { MarketModel } from '../simulator/market.js';
-import { Random } from '../simulator/random.js';
+import type { MarketModel } from '../simulator/market.js';
+import { createMarkets, StepPacer } from '../simulator/pacing.js';
 import type { FeedEvent, SnapshotEvent } from '../types.js';
 import { EVENT_FIELD, redisKeys } from './contract.js';
 
@@ -29,8 +29,6 @@ export interface Publisher {
   books(): SnapshotEvent[];
 }
 
-/** The same catch-up bound and timer period as SimulatorSource. */
-const MAX_EVENTS_PER_TICK = 1_000;
 const TICK_MS = 10;
 /** Pipelines awaiting Redis's replies; beyond this a tick's events are dropped, not queued. */
 const MAX_PIPELINES_IN_FLIGHT = 16;
@@ -80,8 +78,7 @@ class RedisPublisher implements Publisher {
   private readonly pending = new Set<PendingWrite>();
   private readonly inFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
-  private lastTick = 0;
-  private due = 0;
+  private readonly pacer: StepPacer;
   /** performance.now() at which the next tick writes snapshots. */
   private nextSnapshotAt = Number.POSITIVE_INFINITY;
   private publishedEvents = 0;
@@ -95,10 +92,8 @@ class RedisPublisher implements Publisher {
     private readonly options: PublisherOptions,
     private readonly logger: Logger,
   ) {
-    const seed = options.seed ?? Math.floor(Math.random() * 0xffff_ffff);
-    this.markets = options.products.map(
-      (spec, i) => new MarketModel(spec, new Random(seed + i * 0x9e37_79b9), options.eventsPerSecond),
-    );
+    this.markets = createMarkets(options.products, options.eventsPerSecond, options.seed);
+    this.pacer = new StepPacer(options.eventsPerSecond);
     this.started = new Promise((resolve) => {
       this.markStarted = resolve;
     });
@@ -130,7 +125,11 @@ class RedisPublisher implements Publisher {
     });
     this.client.on('ready', () => this.onReady());
     logger.info(
-      { products: options.products.map((p) => p.id), seed, eventsPerSecond: options.eventsPerSecond },
+      {
+        products: options.products.map((p) => p.id),
+        seed: options.seed,
+        eventsPerSecond: options.eventsPerSecond,
+      },
       'publisher starting',
     );
   }
@@ -178,7 +177,7 @@ class RedisPublisher implements Publisher {
     );
     if (this.timer === undefined) {
       // The markets start moving once there is somewhere to write them.
-      this.lastTick = performance.now();
+      this.pacer.reset();
       this.timer = setInterval(() => this.tick(), TICK_MS);
     }
   }
@@ -186,10 +185,7 @@ class RedisPublisher implements Publisher {
   /** SimulatorSource.tick's catch-up: the steps that came due since the last tick, bounded. */
   private tick(): void {
     const now = performance.now();
-    this.due += ((now - this.lastTick) / 1000) * this.options.eventsPerSecond;
-    this.lastTick = now;
-    const steps = Math.min(Math.floor(this.due), MAX_EVENTS_PER_TICK);
-    this.due = Math.min(this.due - steps, 1);
+    const steps = this.pacer.stepsDue(now);
     const time = isoMicros(nowMicros());
     const events = this.markets.map(() => [] as FeedEvent[]);
     for (let i = 0; i < steps; i++) {

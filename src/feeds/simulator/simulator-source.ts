@@ -1,8 +1,8 @@
 import type { ProductSpec } from '../../config/products.js';
 import { epochMs, isoMicros, nowMicros } from '../../market/time.js';
 import type { FeedSink, FeedSource } from '../types.js';
-import { MarketModel } from './market.js';
-import { Random } from './random.js';
+import type { MarketModel } from './market.js';
+import { createMarkets, StepPacer } from './pacing.js';
 
 export interface SimulatorOptions {
   readonly products: readonly ProductSpec[];
@@ -13,9 +13,6 @@ export interface SimulatorOptions {
   readonly tickMs?: number;
 }
 
-/** Bounds the catch-up after a stalled event loop, so a stall does not turn into a burst of thousands. */
-const MAX_EVENTS_PER_TICK = 1_000;
-
 /** The built-in feed: one MarketModel per product, stepped at a fixed rate on a timer. */
 export class SimulatorSource implements FeedSource {
   readonly name = 'simulator';
@@ -23,14 +20,11 @@ export class SimulatorSource implements FeedSource {
   private readonly tickMs: number;
   private sink: FeedSink | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private lastTick = 0;
-  private due = 0;
+  private readonly pacer: StepPacer;
 
-  constructor(private readonly options: SimulatorOptions) {
-    const seed = options.seed ?? Math.floor(Math.random() * 0xffff_ffff);
-    this.markets = options.products.map(
-      (spec, i) => new MarketModel(spec, new Random(seed + i * 0x9e37_79b9), options.eventsPerSecond),
-    );
+  constructor(options: SimulatorOptions) {
+    this.markets = createMarkets(options.products, options.eventsPerSecond, options.seed);
+    this.pacer = new StepPacer(options.eventsPerSecond);
     this.tickMs = options.tickMs ?? 10;
   }
 
@@ -38,7 +32,7 @@ export class SimulatorSource implements FeedSource {
     this.sink = sink;
     const time = isoMicros(nowMicros());
     for (const market of this.markets) sink.onEvent(market.snapshot(time), epochMs());
-    this.lastTick = performance.now();
+    this.pacer.reset();
     this.timer = setInterval(() => this.tick(), this.tickMs);
   }
 
@@ -61,10 +55,7 @@ export class SimulatorSource implements FeedSource {
 
   private tick(): void {
     const now = performance.now();
-    this.due += ((now - this.lastTick) / 1000) * this.options.eventsPerSecond;
-    this.lastTick = now;
-    const steps = Math.min(Math.floor(this.due), MAX_EVENTS_PER_TICK);
-    this.due = Math.min(this.due - steps, 1);
+    const steps = this.pacer.stepsDue(now);
     if (steps === 0 || !this.sink) return;
     const time = isoMicros(nowMicros());
     const receivedAt = epochMs();
