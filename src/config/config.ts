@@ -299,7 +299,7 @@ export const CONFIG_VARIABLES = {
   WS_MAX_PAYLOAD_BYTES: variable(
     '4096',
     'an integer from 512 to 1048576',
-    'Largest frame a client may send; uWS drops a larger one with the connection (the client sees 1006).',
+    'Largest frame a client may send; a larger one gets message_too_big and close 1009.',
     integer(512, 1_048_576),
   ),
 } as const;

@@ -56,8 +56,9 @@ export class ConnectRateLimiter {
 export type InboundDecision = 'ok' | 'subscribe_limited' | 'flood';
 
 /**
- * Per-connection inbound limits: every message counts towards `messages`; subscribe and
- * unsubscribe requests also towards `subscribes`. Keys are the gateway's own connection ids.
+ * Per-connection inbound limits: every message counts towards `messages`; every text frame also
+ * towards `subscribes` (subscribe and unsubscribe are the only requests a client sends, so a text
+ * frame is counted as one before it is parsed). Keys are the gateway's own connection ids.
  */
 export class InboundRateLimiter {
   private readonly messages: BurstyRateLimiter;

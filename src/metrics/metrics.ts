@@ -135,7 +135,7 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
     }),
     slowConsumerDisconnectsTotal: new Counter({
       name: 'ws_slow_consumer_disconnects_total',
-      help: 'Connections closed with ErrSlowConsume, by reason (timeout, queue_overflow, backpressure_limit).',
+      help: 'Slow connections cut off: timeout and queue_overflow (ErrSlowConsume, close 4002), backpressure_limit (closed by uWS at maxBackpressure).',
       labelNames: ['reason'],
       registers,
     }),

@@ -35,7 +35,8 @@ export interface FlowConnection {
   disconnectSlow(reason: SlowDisconnectReason): void;
 }
 
-export type SlowDisconnectReason = 'timeout' | 'queue_overflow' | 'backpressure_limit';
+/** Why flow control cut a connection off (uWS's own cut at maxBackpressure is counted by the transport). */
+export type SlowDisconnectReason = 'timeout' | 'queue_overflow';
 
 export interface FlowObserver {
   slowConsumersChanged(delta: number): void;

@@ -121,7 +121,6 @@ const DECODER = new TextDecoder();
 const slowConsumerReasons = {
   timeout: 'the connection stayed behind for too long',
   queue_overflow: 'too many messages queued for the connection',
-  backpressure_limit: 'the connection reached its buffer limit',
 } as const;
 const SUBSCRIBE_SWEEP_MS = 100;
 const DRAIN_SLICE_MS = 50;

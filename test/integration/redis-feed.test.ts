@@ -92,6 +92,11 @@ describe('FEED_SOURCE=redis (real redis-server)', () => {
     const notReady = await fetch(`${gw.httpUrl}/readyz`);
     expect(notReady.status).toBe(503);
     expect(((await notReady.json()) as { reason: string }).reason).toMatch(/redis/);
+    expect(await gw.metric('ws_feed_stale')).toBe(1);
+    const status = await TestClient.connect(gw.wsUrl);
+    status.subscribe([{ name: 'status' }]);
+    expect(isStale(await status.nextOfType('status'))).toBe(true);
+    await status.close();
     await redis.restart();
     publisher = await publish(url);
     await waitForReady(gw, 200);

@@ -62,6 +62,8 @@ export class RedisFeedSource implements FeedSource {
   async start(sink: FeedSink): Promise<void> {
     this.sink = sink;
     this.running = true;
+    // Stale until the first connection: the `status` channel and ws_feed_stale say so from the start.
+    sink.onLiveChanged(false, this.downReason);
     // Down at startup is fine: the gateway starts, reports not ready, and connects when Redis comes up.
     this.reader.connect().catch(() => undefined);
     this.commands.connect().catch(() => undefined);
