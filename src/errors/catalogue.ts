@@ -64,6 +64,8 @@ export const CLOSE_CODES = {
   flood: 4003,
   /** WS_MAX_LIFETIME_MIN reached: reconnect at once (possibly to another replica). */
   maxLifetime: 4004,
+  /** The gateway failed handling this connection (a bug): reconnect. */
+  internalError: 1011,
   /** A frame larger than WS_MAX_PAYLOAD_BYTES. */
   messageTooBig: 1009,
 } as const;

@@ -18,6 +18,7 @@ export interface GatewayMetrics {
   readonly feedToSendLatency: Histogram<'channel'>;
   readonly workerConnections: Gauge<'worker'>;
   readonly slowConsumers: Gauge;
+  readonly internalErrorsTotal: Counter<'where'>;
   readonly feedStale: Gauge;
   readonly limitsStoreFallback: Gauge;
   readonly messagesConflatedTotal: Counter<'channel'>;
@@ -120,6 +121,12 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
     limitsStoreFallback: new Gauge({
       name: 'ws_limits_store_fallback',
       help: '1 while LIMITS_STORE=redis is unreachable and the per-process limits apply alone, else 0.',
+      registers,
+    }),
+    internalErrorsTotal: new Counter({
+      name: 'ws_internal_errors_total',
+      help: 'Handler failures contained at the transport boundary (the connection concerned is closed with 1011), by handler.',
+      labelNames: ['where'],
       registers,
     }),
     slowConsumers: new Gauge({

@@ -138,6 +138,7 @@ export class Transport {
   /** Every connection in opening order, for WS_MAX_LIFETIME_MIN. */
   private readonly byAge: Array<WebSocket<Connection>> = [];
   private readonly rejections: SampledLog;
+  private readonly handlerErrors: SampledLog;
   private readonly inbound: InboundRateLimiter;
   private nextConnectionId = 0;
   private readonly sentByChannel: ReadonlyMap<string, { inc(n?: number): void }>;
@@ -168,6 +169,7 @@ export class Transport {
     });
     metrics.addQueueSource(() => this.flow.queuedMessages());
     this.rejections = new SampledLog(deps.logger);
+    this.handlerErrors = new SampledLog(deps.logger);
     this.inbound = new InboundRateLimiter(options.limits.messageRate, options.limits.subscribeRate);
     this.app = deps.uws.App() as ClosableApp;
     this.registerWebSocket();
@@ -273,8 +275,8 @@ export class Transport {
       idleTimeout: this.options.idleTimeoutSeconds,
       sendPingsAutomatically: true,
       maxLifetime: 0,
-      upgrade: (res, req, context) => this.upgrade(res, req, context),
-      open: (ws) => {
+      upgrade: this.guardHttp('upgrade', (res, req, context) => this.upgrade(res, req, context)),
+      open: this.guardSocket('open', (ws) => {
         const connection = ws.getUserData();
         const adapter = this.connectionAdapter(ws);
         connection.link = this.flowLink(ws, adapter.attachTopic);
@@ -292,8 +294,10 @@ export class Transport {
         this.awaitingSubscribe.push(ws);
         metrics.activeConnections.inc();
         metrics.connectionsTotal.inc();
-      },
-      message: (ws, message, isBinary) => this.receive(ws, message, isBinary),
+      }),
+      message: this.guardSocket('message', (ws, message: ArrayBuffer, isBinary: boolean) =>
+        this.receive(ws, message, isBinary),
+      ),
       pong: (ws) => {
         ws.getUserData().lastSeen = performance.now();
       },
@@ -437,42 +441,45 @@ export class Transport {
       this.deps.admission.release(clientKey);
     });
     const clientIp = formatIp(client);
-    void this.deps.gate.admit(clientIp).then((decision) => {
-      if (aborted) {
-        if (decision.allowed) this.deps.gate.release(clientIp);
-        return;
-      }
-      if (!decision.allowed) {
-        this.deps.admission.release(clientKey);
-        this.reject(
-          res,
-          decision.reason,
-          '429 Too Many Requests',
-          Math.max(1, Math.ceil(decision.retryAfterMs / 1000)),
-        );
-        return;
-      }
-      if (this.draining) {
-        this.deps.admission.release(clientKey);
-        this.deps.gate.release(clientIp);
-        this.reject(res, 'draining', '503 Service Unavailable', 1);
-        return;
-      }
-      const connection: Connection = {
-        id: String(++this.nextConnectionId),
-        clientKey,
-        clientIp,
-        lastSeen: performance.now(),
-        inbound: Promise.resolve(),
-        session: undefined,
-        link: undefined,
-        openedAt: performance.now(),
-        closeReason: undefined,
-        closed: false,
-        pendingAttaches: new Map(),
-      };
-      res.cork(() => res.upgrade(connection, key, protocol, extensions, context));
-    });
+    void this.deps.gate
+      .admit(clientIp)
+      .catch((): GateDecision => ({ allowed: true }))
+      .then((decision) => {
+        if (aborted) {
+          if (decision.allowed) this.deps.gate.release(clientIp);
+          return;
+        }
+        if (!decision.allowed) {
+          this.deps.admission.release(clientKey);
+          this.reject(
+            res,
+            decision.reason,
+            '429 Too Many Requests',
+            Math.max(1, Math.ceil(decision.retryAfterMs / 1000)),
+          );
+          return;
+        }
+        if (this.draining) {
+          this.deps.admission.release(clientKey);
+          this.deps.gate.release(clientIp);
+          this.reject(res, 'draining', '503 Service Unavailable', 1);
+          return;
+        }
+        const connection: Connection = {
+          id: String(++this.nextConnectionId),
+          clientKey,
+          clientIp,
+          lastSeen: performance.now(),
+          inbound: Promise.resolve(),
+          session: undefined,
+          link: undefined,
+          openedAt: performance.now(),
+          closeReason: undefined,
+          closed: false,
+          pendingAttaches: new Map(),
+        };
+        res.cork(() => res.upgrade(connection, key, protocol, extensions, context));
+      });
   }
 
   private reject(res: HttpResponse, reason: string, status: string, retryAfterSeconds: number): void {
@@ -505,26 +512,77 @@ export class Transport {
     }
     // uWS neuters the buffer when this callback returns: decode before waiting on the limiter.
     const text = isBinary ? undefined : DECODER.decode(message);
-    connection.inbound = connection.inbound.then(async () => {
-      const decision = await this.inbound.check(connection.id, text !== undefined);
-      if (connection.closed) return;
-      if (decision === 'flood') {
-        this.fail(ws, CLIENT_ERRORS.flood, 'too many messages: the connection is closed', {
-          code: CLOSE_CODES.flood,
-          reason: 'flood',
-        });
-      } else if (decision === 'subscribe_limited') {
-        this.fail(
-          ws,
-          CLIENT_ERRORS.rateLimited,
-          'too many subscribe/unsubscribe requests: this one was not applied',
-        );
-      } else if (text === undefined) {
-        connection.session?.handleBinary();
-      } else {
-        connection.session?.handleText(text);
+    connection.inbound = connection.inbound
+      .then(async () => {
+        const decision = await this.inbound.check(connection.id, text !== undefined);
+        if (connection.closed) return;
+        if (decision === 'flood') {
+          this.fail(ws, CLIENT_ERRORS.flood, 'too many messages: the connection is closed', {
+            code: CLOSE_CODES.flood,
+            reason: 'flood',
+          });
+        } else if (decision === 'subscribe_limited') {
+          this.fail(
+            ws,
+            CLIENT_ERRORS.rateLimited,
+            'too many subscribe/unsubscribe requests: this one was not applied',
+          );
+        } else if (text === undefined) {
+          connection.session?.handleBinary();
+        } else {
+          connection.session?.handleText(text);
+        }
+      })
+      .catch((error: unknown) => this.internalError('message', error, ws));
+  }
+
+  /**
+   * A handler that throws must not take the process down with every other client: the failure is
+   * counted and logged (sampled), and only the connection concerned is closed (1011).
+   */
+  private internalError(where: string, error: unknown, ws?: WebSocket<Connection>): void {
+    this.deps.metrics.internalErrorsTotal.labels(where).inc();
+    this.handlerErrors.warn(where, { err: error }, 'handler failed; the connection concerned is closed');
+    if (ws && !ws.getUserData().closed) {
+      try {
+        this.end(ws, CLOSE_CODES.internalError, 'internal error', 'error');
+      } catch {
+        // Already closing.
       }
-    });
+    }
+  }
+
+  private guardSocket<A extends unknown[]>(
+    where: string,
+    handler: (ws: WebSocket<Connection>, ...rest: A) => void,
+  ): (ws: WebSocket<Connection>, ...rest: A) => void {
+    return (ws, ...rest) => {
+      try {
+        handler(ws, ...rest);
+      } catch (error) {
+        this.internalError(where, error, ws);
+      }
+    };
+  }
+
+  private guardHttp(
+    where: string,
+    handler: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void,
+  ): (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void {
+    return (res, req, context) => {
+      try {
+        handler(res, req, context);
+      } catch (error) {
+        this.internalError(where, error);
+        try {
+          res.cork(() => {
+            res.writeStatus('500 Internal Server Error').end('{"message":"internal error"}', true);
+          });
+        } catch {
+          // The response was already answered or aborted.
+        }
+      }
+    };
   }
 
   /** Sends an error; with `close`, then closes the connection with that code. */
@@ -606,7 +664,13 @@ export class Transport {
 
   /** Answers now if the reply is ready, or later with uWS's abort handling if it is a promise. */
   private answer(res: HttpResponse, produce: () => HttpReply | Promise<HttpReply>): void {
-    const result = produce();
+    let result: HttpReply | Promise<HttpReply>;
+    try {
+      result = produce();
+    } catch (error) {
+      this.internalError('http', error);
+      result = { status: 503, body: '{"message":"unavailable"}' };
+    }
     if (!(result instanceof Promise)) {
       this.reply(res, result);
       return;
@@ -620,7 +684,7 @@ export class Transport {
         if (!aborted) this.reply(res, reply);
       },
       (error: unknown) => {
-        this.deps.logger.error({ err: error }, 'HTTP handler failed');
+        this.internalError('http', error);
         if (!aborted) this.reply(res, { status: 503, body: '{"message":"unavailable"}' });
       },
     );
