@@ -55,10 +55,8 @@ export class ClientSession {
       this.sendError(request);
       return;
     }
-    const [firstProblem] = request.problems;
-    if (firstProblem) this.sendError(firstProblem);
-    if (request.channels.length === 0) return;
-    if (request.type === 'subscribe') {
+    // One error per request at most: a request over the subscription limit is refused whole.
+    if (request.type === 'subscribe' && request.channels.length > 0) {
       const adding = this.newSubscriptions(request);
       if (this.count + adding > this.limits.maxSubscriptions) {
         this.sendError(
@@ -70,6 +68,9 @@ export class ClientSession {
         return;
       }
     }
+    const [firstProblem] = request.problems;
+    if (firstProblem) this.sendError(firstProblem);
+    if (request.channels.length === 0) return;
     const changes = request.type === 'subscribe' ? this.subscribe(request) : this.unsubscribe(request);
     this.connection.sendControl(this.describeSubscriptions());
     for (const change of changes) change();

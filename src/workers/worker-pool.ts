@@ -317,13 +317,15 @@ export class WorkerPool implements PublicationSink {
     const id = ++this.nextCollection;
     return new Promise((resolve) => {
       const timer = setTimeout(() => finish(undefined), COLLECT_TIMEOUT_MS);
+      const onExit = () => finish(undefined);
       const finish = (json: MetricsJson | undefined) => {
         clearTimeout(timer);
+        slot.worker.off('exit', onExit);
         this.collections.delete(id);
         resolve(json);
       };
       this.collections.set(id, finish);
-      slot.worker.once('exit', () => finish(undefined));
+      slot.worker.once('exit', onExit);
       slot.worker.postMessage({ kind: 'collect', id } satisfies MainToWorker);
     });
   }
