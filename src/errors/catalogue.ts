@@ -31,8 +31,6 @@ export const CLIENT_ERRORS = {
   slowConsumer: { code: 'slow_consumer', message: 'ErrSlowConsume' },
 } as const satisfies Record<string, ClientErrorSpec>;
 
-export type ClientErrorCode = (typeof CLIENT_ERRORS)[keyof typeof CLIENT_ERRORS]['code'];
-
 export interface ClientError {
   readonly spec: ClientErrorSpec;
   readonly reason: string;

@@ -19,9 +19,6 @@ export const CHANNELS = [
 ] as const;
 export type Channel = (typeof CHANNELS)[number];
 
-/** Channels whose subscriptions are per product (all but `status`). */
-export type ProductChannel = Exclude<Channel, 'status'>;
-
 /** Channel names a client may subscribe with: ours, plus the feed's old names for the batch channels. */
 const CHANNEL_ALIASES: ReadonlyMap<string, Channel> = new Map<string, Channel>([
   ...CHANNELS.map((c) => [c, c] as const),

@@ -24,12 +24,3 @@ export async function silentWebSocket(
   if (!head.startsWith('HTTP/1.1 101')) throw new Error(`upgrade refused: ${head.split('\r\n')[0]}`);
   return socket;
 }
-
-/** Sends one masked text frame (clients must mask) on a raw socket. */
-export function sendTextFrame(socket: Socket, text: string): void {
-  const payload = Buffer.from(text);
-  if (payload.length > 125) throw new Error('sendTextFrame handles short frames only');
-  const mask = Buffer.from([1, 2, 3, 4]);
-  const masked = Buffer.from(payload.map((byte, i) => byte ^ mask[i % 4]!));
-  socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]));
-}
