@@ -87,9 +87,14 @@ export class GatewayProcess {
   /**
    * Starts dist/src/main.js with a minimal environment (PATH, HOST=127.0.0.1, PORT=0, LOG_LEVEL=info,
    * then `env`) and resolves when it logs "listening" (at info level), with the port from that line.
+   * `nodeArgs` go to node before the script (e.g. --cpu-prof, which NODE_OPTIONS does not allow).
    */
-  static async start(env: Readonly<Record<string, string>>, timeoutMs = 20_000): Promise<GatewayProcess> {
-    const child = spawn(process.execPath, [MAIN], {
+  static async start(
+    env: Readonly<Record<string, string>>,
+    timeoutMs = 20_000,
+    nodeArgs: readonly string[] = [],
+  ): Promise<GatewayProcess> {
+    const child = spawn(process.execPath, [...nodeArgs, MAIN], {
       env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

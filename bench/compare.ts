@@ -1,0 +1,437 @@
+/**
+ * Benchmark (issue 7): the gateway side by side with what a Node.js team would use instead, in one
+ * run on one machine: raw uWebSockets.js (app.publish), the `ws` package (a broadcast loop over one
+ * pre-serialised buffer) and Socket.IO (rooms), each a small server in bench/peers/ running the same
+ * open-loop publisher (bench/peers/publisher.ts), and the gateway as users start it (node
+ * dist/src/main.js, its simulator at the same rate per product).
+ *
+ * Scenarios (bench/fanout/scenarios.ts), each against a fresh server process, the servers in
+ * alternating order from one point to the next:
+ *   fan-out      points of (connections, messages/s per topic), every connection subscribed to every
+ *                topic: delivered msg/s, share on schedule, gaps, latency from the scheduled time,
+ *                server CPU per delivered message (/proc/<pid>/stat), peak RSS, generator load;
+ *   connections  a connection storm (accepted/s), then the connections held idle: RSS per connection;
+ *   http         (gateway) autocannon on /products, /products/{id}/book?level=2 and /metrics, alone
+ *                and while WebSocket clients stream (and what that does to the stream).
+ * The issue's targets are computed as ratios and reported, never asserted.
+ *
+ *   npm run bench                 the full suite (several minutes); writes bench/RESULTS.md too
+ *   npm run bench:smoke           every scenario briefly: checks that it works and produces figures
+ *   node dist/bench/compare.js --help
+ *
+ * Writes bench/out/compare-<timestamp>.json and .md.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { PeerKind } from './fanout/client-protocol.js';
+import {
+  connectionsTable,
+  fanoutTable,
+  httpTable,
+  type Machine,
+  machine,
+  machineLine,
+  sustainedFigures,
+  sustainedTable,
+  targets,
+  targetsTable,
+} from './fanout/report.js';
+import {
+  type ConnectionsResult,
+  type FanoutPoint,
+  type FanoutResult,
+  type HttpResult,
+  runConnections,
+  runFanout,
+  runHttp,
+} from './fanout/scenarios.js';
+import { PEER_KINDS, PEER_NAMES } from './fanout/servers.js';
+import { sleep } from './lib/report.js';
+
+const OUT_DIR = fileURLToPath(new URL('../../bench/out/', import.meta.url));
+const RESULTS_MD = fileURLToPath(new URL('../../bench/RESULTS.md', import.meta.url));
+const RESULTS_START = '<!-- results:start (written by npm run bench) -->';
+const RESULTS_END = '<!-- results:end -->';
+
+/**
+ * Below this share on schedule at some offered rate, a server is not run again at that rate or a
+ * higher one: it cannot sustain them, and an overloaded server makes a run slow to finish.
+ */
+const GIVE_UP_SHARE = 0.9;
+
+const TOPICS = ['BTC-USD', 'ETH-USD', 'SOL-USD', 'ETH-BTC'];
+const SCENARIOS = ['fanout', 'connections', 'http'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const HELP = `Usage: node dist/bench/compare.js [options]   (npm run bench / npm run bench:smoke)
+  --smoke                 every scenario briefly (a check that it works, not a measurement)
+  --servers <list>        of ${PEER_KINDS.join(',')} (default: all)
+  --scenarios <list>      of ${SCENARIOS.join(',')} (default: all)
+  --duration <s>          measured seconds per point (default 10; smoke 1)
+  --warmup <s>            seconds between connecting and measuring (default 3; smoke 0.3)
+  --clients <n>           load-client processes (default 3)
+  --points <list>         fan-out points as name:connections:rate-per-topic, comma-separated
+                          (default: the ladder in fanoutPoints(); "light" and "heavy" feed the targets)
+  --idle <n>              connections held at the idle point (default 10000; smoke 500)
+  --source-addresses <n>  spread client processes over 127.0.0.2 ... (default 0: the kernel's choice)
+  --profile               V8 CPU profiles of every server process into bench/out/profiles-<timestamp>/
+  --profile-clients       V8 CPU profiles of the load clients into bench/out/profiles-<timestamp>/clients/
+  --no-results            do not rewrite bench/RESULTS.md (a full run does by default)`;
+
+interface Options {
+  readonly smoke: boolean;
+  readonly servers: readonly PeerKind[];
+  readonly scenarios: readonly Scenario[];
+  readonly points: readonly FanoutPoint[];
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly clients: number;
+  readonly idleConnections: number;
+  readonly sourceAddresses: number;
+  readonly profile: boolean;
+  readonly profileClients: boolean;
+  readonly writeResults: boolean;
+}
+
+function positive(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a number ≥ 0, got ${raw}`);
+  return value;
+}
+
+function list<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T[] {
+  if (raw === undefined) return [...allowed];
+  const values = raw.split(',').map((v) => v.trim());
+  const bad = values.filter((v) => !(allowed as readonly string[]).includes(v));
+  if (bad.length > 0) throw new Error(`--${name}: unknown ${bad.join(', ')} (known: ${allowed.join(', ')})`);
+  return values as T[];
+}
+
+function options(): Options | undefined {
+  const { values } = parseArgs({
+    options: {
+      smoke: { type: 'boolean', default: false },
+      servers: { type: 'string' },
+      scenarios: { type: 'string' },
+      points: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      clients: { type: 'string' },
+      idle: { type: 'string' },
+      'source-addresses': { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      'profile-clients': { type: 'boolean', default: false },
+      'no-results': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return undefined;
+  }
+  const smoke = values.smoke === true;
+  return {
+    smoke,
+    servers: list('servers', values.servers, PEER_KINDS),
+    scenarios: list('scenarios', values.scenarios, SCENARIOS),
+    points: values.points === undefined ? fanoutPoints(smoke) : parsePoints(values.points),
+    durationMs: positive('duration', values.duration, smoke ? 1 : 10) * 1000,
+    warmupMs: positive('warmup', values.warmup, smoke ? 0.3 : 3) * 1000,
+    clients: Math.max(1, Math.round(positive('clients', values.clients, 3))),
+    idleConnections: Math.round(positive('idle', values.idle, smoke ? 500 : 10_000)),
+    sourceAddresses: Math.round(positive('source-addresses', values['source-addresses'], 0)),
+    profile: values.profile === true,
+    profileClients: values['profile-clients'] === true,
+    writeResults: !smoke && values['no-results'] !== true,
+  };
+}
+
+/**
+ * The fan-out points, 4 topics each. "light": about one message per topic per event-loop turn (the
+ * 10 ms tick at 100/s), 100k msg/s delivered; "heavy": ten per topic per turn (1000/s), where uWS
+ * batches writes, 200k msg/s. Both run twice (the targets use their mean). The ladder steps raise
+ * the connections at 100/s per topic towards the highest rate each server sustains. A server that
+ * fell short at one offered rate is not run at the same or a higher one (see GIVE_UP_SHARE).
+ */
+function fanoutPoints(smoke: boolean): FanoutPoint[] {
+  const point = (name: string, connections: number, ratePerTopic: number): FanoutPoint => ({
+    name,
+    connections,
+    ratePerTopic,
+  });
+  if (smoke) return [point('light', 100, 100)];
+  return [
+    point('ladder-10k', 25, 100),
+    point('ladder-25k', 63, 100),
+    point('ladder-50k', 125, 100),
+    point('light', 250, 100),
+    point('heavy', 50, 1000),
+    point('ladder-300k', 750, 100),
+    point('light', 250, 100),
+    point('heavy', 50, 1000),
+    point('ladder-400k', 1000, 100),
+    point('ladder-500k', 1250, 100),
+  ];
+}
+
+function parsePoints(raw: string): FanoutPoint[] {
+  return raw.split(',').map((item) => {
+    const [name, connections, rate] = item.trim().split(':');
+    const point = { name: name ?? '', connections: Number(connections), ratePerTopic: Number(rate) };
+    if (!point.name || !(point.connections > 0) || !(point.ratePerTopic > 0))
+      throw new Error(`--points: expected name:connections:rate, got ${item}`);
+    return point;
+  });
+}
+
+/** Alternating order: forwards at even points, backwards at odd ones, so drift falls on every server. */
+const orderAt = <T>(items: readonly T[], index: number): T[] =>
+  index % 2 === 0 ? [...items] : [...items].reverse();
+
+function commandLine(): string {
+  const script = process.env.npm_lifecycle_event;
+  const args = process.argv.slice(2).join(' ');
+  return script
+    ? `npm run ${script}${args ? ` -- ${args}` : ''}`
+    : `node dist/bench/compare.js ${args}`.trim();
+}
+
+interface RunResult {
+  readonly benchmark: 'compare';
+  readonly startedAt: string;
+  readonly command: string;
+  readonly machine: Machine;
+  readonly loadAverageAtEnd: readonly number[];
+  readonly options: Options & { readonly topics: readonly string[] };
+  readonly fanout: FanoutResult[];
+  readonly connections: ConnectionsResult[];
+  http: HttpResult | undefined;
+  readonly failures: string[];
+  /** Points a server was not run at, having fallen short at a lower offered rate. */
+  readonly skipped: Array<{ readonly point: string; readonly kind: PeerKind }>;
+}
+
+function markdown(run: RunResult): string {
+  const sustainedList = sustainedFigures(run.fanout, run.options.servers);
+  const parts = [
+    `Run of ${run.startedAt} — \`${run.command}\``,
+    '',
+    `Machine: ${machineLine(run.machine)}; at the end ${run.loadAverageAtEnd.map((n) => n.toFixed(2)).join(' ')}.`,
+    '',
+  ];
+  if (run.fanout.length > 0)
+    parts.push(
+      `### Fan-out (${run.options.topics.length} topics, every connection subscribed to all; ` +
+        `${run.options.durationMs / 1000} s windows)`,
+      '',
+      fanoutTable(run.fanout),
+      '',
+      sustainedTable(sustainedList),
+      '',
+    );
+  if (run.skipped.length > 0)
+    parts.push(
+      `Not run (the server had fallen short at a lower offered rate): ${run.skipped
+        .map((s) => `${PEER_NAMES[s.kind]} at ${s.point}`)
+        .join(', ')}.`,
+      '',
+    );
+  if (run.connections.length > 0)
+    parts.push(
+      '### Connection storm and idle connections (each subscribed to one topic, nothing published)',
+      '',
+      connectionsTable(run.connections),
+      '',
+    );
+  if (run.http)
+    parts.push(
+      `### HTTP (gateway; autocannon, 10 connections; stream: ${run.http.connections} WebSocket clients at ` +
+        `${run.http.ratePerTopic}/s per product)`,
+      '',
+      httpTable(run.http),
+      '',
+    );
+  const rows = targets(run.fanout, sustainedList, run.connections);
+  if (rows.length > 0)
+    parts.push('### Targets (ratios in this run; reported, not asserted)', '', targetsTable(rows), '');
+  if (run.failures.length > 0) parts.push('### Failures', '', ...run.failures.map((f) => `- ${f}`), '');
+  return parts.join('\n');
+}
+
+function writeOutputs(run: RunResult, md: string): { json: string; md: string } {
+  mkdirSync(OUT_DIR, { recursive: true });
+  const stamp = run.startedAt.replace(/[:.]/g, '-');
+  const json = `${OUT_DIR}compare-${stamp}.json`;
+  const mdPath = `${OUT_DIR}compare-${stamp}.md`;
+  writeFileSync(json, `${JSON.stringify(run, null, 2)}\n`);
+  writeFileSync(mdPath, `${md}\n`);
+  return { json, md: mdPath };
+}
+
+/** Replaces the generated part of bench/RESULTS.md, keeping what was written around it by hand. */
+function writeResultsMd(md: string): void {
+  let current = '';
+  try {
+    current = readFileSync(RESULTS_MD, 'utf8');
+  } catch {
+    // first run
+  }
+  const start = current.indexOf(RESULTS_START);
+  const end = current.indexOf(RESULTS_END);
+  const generated = `${RESULTS_START}\n${md}\n${RESULTS_END}`;
+  const next =
+    start >= 0 && end > start
+      ? `${current.slice(0, start)}${generated}${current.slice(end + RESULTS_END.length)}`
+      : `# Benchmark results: the gateway and its peers\n\n${generated}\n${current}`;
+  writeFileSync(RESULTS_MD, next.endsWith('\n') ? next : `${next}\n`);
+}
+
+async function main(): Promise<void> {
+  const opts = options();
+  if (!opts) return;
+  // Interrupted: exit through process.exit so that every server and client process is killed.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const log = (line: string) =>
+    process.stderr.write(`[bench +${((performance.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
+  const profileRoot = `${OUT_DIR}profiles-${startedAt.replace(/[:.]/g, '-')}`;
+  const profileDir = opts.profile ? profileRoot : undefined;
+  const common = {
+    topics: TOPICS,
+    clientProcesses: opts.clients,
+    seed: 7,
+    localAddresses: Array.from({ length: opts.sourceAddresses }, (_, i) => `127.0.0.${i + 2}`),
+    cpuProfileDir: profileDir,
+    clientProfileDir: opts.profileClients ? `${profileRoot}/clients` : undefined,
+  };
+  const fanoutSettings = {
+    ...common,
+    feedOnlyMs: opts.smoke ? 300 : 2000,
+    warmupMs: opts.warmupMs,
+    durationMs: opts.durationMs,
+    graceMs: opts.smoke ? 200 : 1000,
+    onScheduleMs: 100,
+    connectConcurrency: 64,
+  };
+  const run: RunResult = {
+    benchmark: 'compare',
+    startedAt,
+    command: commandLine(),
+    machine: machine(),
+    loadAverageAtEnd: [],
+    options: { ...opts, topics: TOPICS },
+    fanout: [],
+    connections: [],
+    http: undefined,
+    failures: [],
+    skipped: [],
+  };
+  const attempt = async <T>(what: string, body: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await body();
+    } catch (error) {
+      log(`${what} FAILED: ${(error as Error).stack ?? String(error)}`);
+      run.failures.push(`${what}: ${(error as Error).message}`);
+      return undefined;
+    } finally {
+      // Let the last run's sockets close and the CPU settle before the next.
+      await sleep(opts.smoke ? 100 : 1000);
+    }
+  };
+  let turn = 0;
+  if (opts.scenarios.includes('fanout')) {
+    /** Per server: the lowest offered rate (msg/s) at which it fell short. */
+    const fellShortAt = new Map<PeerKind, number>();
+    for (const point of opts.points) {
+      const offered = point.connections * point.ratePerTopic * TOPICS.length;
+      for (const kind of orderAt(opts.servers, turn)) {
+        if (offered >= (fellShortAt.get(kind) ?? Number.POSITIVE_INFINITY)) {
+          log(
+            `fan-out ${point.name}: ${PEER_NAMES[kind]} skipped (fell short at ${fellShortAt.get(kind)} msg/s offered)`,
+          );
+          run.skipped.push({ point: point.name, kind });
+          continue;
+        }
+        log(
+          `fan-out ${point.name}: ${PEER_NAMES[kind]}, ${point.connections} connections, ${point.ratePerTopic}/s per topic`,
+        );
+        const result = await attempt(`fan-out ${point.name} ${kind}`, () =>
+          runFanout(kind, point, fanoutSettings, log),
+        );
+        if (!result)
+          fellShortAt.set(kind, Math.min(offered, fellShortAt.get(kind) ?? Number.POSITIVE_INFINITY));
+        if (result) {
+          run.fanout.push(result);
+          if (!(result.stream.onScheduleShare >= GIVE_UP_SHARE))
+            fellShortAt.set(kind, Math.min(offered, fellShortAt.get(kind) ?? Number.POSITIVE_INFINITY));
+          const s = result.stream;
+          log(
+            `  ${Math.round(s.deliveredPerSecond)} msg/s, ${(s.onScheduleShare * 100).toFixed(2)}% on schedule, ` +
+              `p50 ${s.latency.p50.toFixed(2)} ms, ${result.cpuPerMessageUs.toFixed(3)} µs CPU/msg, ` +
+              `generator ELU ${s.generator.maxElu.toFixed(2)}`,
+          );
+        }
+      }
+      turn++;
+    }
+  }
+  if (opts.scenarios.includes('connections')) {
+    for (const kind of orderAt(opts.servers, turn)) {
+      log(`connections: ${PEER_NAMES[kind]}, ${opts.idleConnections}`);
+      const result = await attempt(`connections ${kind}`, () =>
+        runConnections(kind, {
+          ...common,
+          connections: opts.idleConnections,
+          concurrency: 128,
+          settleMs: opts.smoke ? 300 : 2000,
+        }),
+      );
+      if (result) {
+        run.connections.push(result);
+        log(
+          `  ${Math.round(result.connect.openedPerSecond)} accepted/s, ` +
+            `${(result.rssPerConnectionBytes / 1024).toFixed(1)} KB RSS per connection`,
+        );
+      }
+    }
+    turn++;
+  }
+  if (opts.scenarios.includes('http') && opts.servers.includes('gateway')) {
+    log('http: gateway');
+    run.http = await attempt('http', () =>
+      runHttp(
+        {
+          ...fanoutSettings,
+          durationMs: opts.smoke ? 500 : 5000,
+          streamConnections: opts.smoke ? 100 : 1000,
+          // The simulator's default rate: a stream that leaves this machine room for the HTTP load.
+          ratePerTopic: 20,
+          httpConnections: 10,
+        },
+        log,
+      ),
+    );
+  }
+  const finished = { ...run, loadAverageAtEnd: machine().loadAverage };
+  const md = markdown(finished);
+  const paths = writeOutputs(finished, md);
+  if (opts.writeResults) writeResultsMd(md);
+  console.log(md);
+  console.log(
+    `Results: ${paths.json}\n         ${paths.md}${opts.writeResults ? `\n         ${RESULTS_MD}` : ''}`,
+  );
+  const figures = run.fanout.length + run.connections.length + (run.http ? 1 : 0);
+  if (run.failures.length > 0 || figures === 0) {
+    console.error(`${run.failures.length} scenario(s) failed; ${figures} produced figures`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,352 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { fmt, markdownTable } from '../lib/report.js';
+import type { PeerKind } from './client-protocol.js';
+import type { ConnectionsResult, FanoutResult, HttpFigures, HttpResult, StreamFigures } from './scenarios.js';
+import { PEER_NAMES } from './servers.js';
+
+/** Sustained delivery: at least this share on schedule, and no gap. */
+export const SUSTAINED_ON_SCHEDULE = 0.999;
+
+export interface Machine {
+  readonly nproc: number;
+  readonly cpuModel: string;
+  readonly node: string;
+  readonly platform: string;
+  readonly totalMemoryBytes: number;
+  readonly loadAverage: readonly number[];
+}
+
+export function machine(): Machine {
+  let cpuModel = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const match = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (match) cpuModel = match[1]!.trim();
+  } catch {
+    // not Linux: os.cpus() it is
+  }
+  return {
+    nproc: os.availableParallelism(),
+    cpuModel,
+    node: process.version,
+    platform: `${os.platform()} ${os.arch()} ${os.release()}`,
+    totalMemoryBytes: os.totalmem(),
+    loadAverage: os.loadavg(),
+  };
+}
+
+const pct = (share: number) =>
+  Number.isFinite(share) ? `${(share * 100).toFixed(share >= 0.9995 ? 2 : 1)}` : 'n/a';
+const kb = (bytes: number) => (Number.isFinite(bytes) ? (bytes / 1024).toFixed(1) : 'n/a');
+const ratio = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
+
+/** Whether a fan-out result counts as sustained (and so as a candidate for the peer's highest rate). */
+export function sustained(stream: StreamFigures): boolean {
+  return (
+    stream.onScheduleShare >= SUSTAINED_ON_SCHEDULE &&
+    stream.missingSequences === 0 &&
+    stream.resnapshots === 0
+  );
+}
+
+export function fanoutTable(results: readonly FanoutResult[]): string {
+  return markdownTable(
+    [
+      'point',
+      'server',
+      'conns',
+      'offered msg/s',
+      'delivered msg/s',
+      'on schedule %',
+      'gaps (missing)',
+      'p50 ms',
+      'p99 ms',
+      'p99.9 ms',
+      'server CPU cores',
+      'feed-only CPU cores',
+      'CPU µs/msg',
+      'delivery CPU µs/msg',
+      'peak RSS MB',
+      'generator ELU',
+      'other CPU',
+      'publisher late p50 ms',
+    ],
+    results.map((r) => {
+      const s = r.stream;
+      return [
+        `${r.point.name} (${r.point.ratePerTopic}/s/topic)`,
+        PEER_NAMES[r.kind],
+        fmt.int(s.connections),
+        fmt.int(s.expected / (s.windowMs / 1000)),
+        fmt.int(s.deliveredPerSecond),
+        pct(s.onScheduleShare),
+        `${s.gaps} (${s.missingSequences})${s.resnapshots > 0 ? ` +${s.resnapshots} resnap` : ''}`,
+        fmt.ms(s.latency.p50),
+        fmt.ms(s.latency.p99),
+        fmt.ms(s.latency.p999),
+        fmt.fixed(r.serverCpuCores),
+        fmt.fixed(r.feedOnlyCpuCores),
+        fmt.fixed(r.cpuPerMessageUs, 3),
+        fmt.fixed(r.deliveryCpuPerMessageUs, 3),
+        fmt.mb(r.peakRssBytes),
+        `${fmt.fixed(s.generator.maxElu)}${s.generator.saturated ? ' SATURATED' : ''}`,
+        fmt.fixed(r.otherCpuCores),
+        r.publisherLateness ? fmt.ms(r.publisherLateness.p50) : '-',
+      ];
+    }),
+  );
+}
+
+export interface SustainedFigure {
+  readonly kind: PeerKind;
+  /** Highest delivered msg/s of a sustained point; 0 if none was. */
+  readonly deliveredPerSecond: number;
+  /** Highest delivered msg/s of a point with at least 99% on schedule and no gap (less noise-sensitive). */
+  readonly deliveredAt99PerSecond: number;
+  readonly point: string | undefined;
+  /** It sustained the heaviest point it ran: its limit is above the ladder (a lower bound). */
+  readonly atTopOfLadder: boolean;
+  /** The generator was saturated at that point (the figure may be the generator's). */
+  readonly generatorSaturated: boolean;
+}
+
+export function sustainedFigures(
+  results: readonly FanoutResult[],
+  kinds: readonly PeerKind[],
+): SustainedFigure[] {
+  return kinds.map((kind) => {
+    const mine = results.filter((r) => r.kind === kind);
+    const ok = mine.filter((r) => sustained(r.stream));
+    const best = ok.reduce<FanoutResult | undefined>(
+      (a, r) => (!a || r.stream.deliveredPerSecond > a.stream.deliveredPerSecond ? r : a),
+      undefined,
+    );
+    const heaviest = Math.max(...mine.map((r) => r.stream.expected / r.stream.windowMs));
+    const at99 = mine
+      .filter((r) => r.stream.onScheduleShare >= 0.99 && r.stream.missingSequences === 0)
+      .reduce((m, r) => Math.max(m, r.stream.deliveredPerSecond), 0);
+    return {
+      kind,
+      deliveredPerSecond: best?.stream.deliveredPerSecond ?? 0,
+      deliveredAt99PerSecond: at99,
+      point: best?.point.name,
+      atTopOfLadder: best !== undefined && best.stream.expected / best.stream.windowMs >= heaviest * 0.95,
+      generatorSaturated: best?.stream.generator.saturated ?? false,
+    };
+  });
+}
+
+export function sustainedTable(figures: readonly SustainedFigure[]): string {
+  return markdownTable(
+    [
+      'server',
+      `highest sustained delivery msg/s (≥ ${SUSTAINED_ON_SCHEDULE * 100}% on schedule, no gaps)`,
+      'at point',
+      'highest with ≥ 99% on schedule',
+      'note',
+    ],
+    figures.map((f) => [
+      PEER_NAMES[f.kind],
+      f.deliveredPerSecond > 0 ? fmt.int(f.deliveredPerSecond) : 'none sustained',
+      f.point ?? '-',
+      f.deliveredAt99PerSecond > 0 ? fmt.int(f.deliveredAt99PerSecond) : '-',
+      [
+        f.atTopOfLadder ? 'sustained the heaviest point it ran: a lower bound' : '',
+        f.generatorSaturated ? 'generator saturated' : '',
+      ]
+        .filter(Boolean)
+        .join('; ') || '-',
+    ]),
+  );
+}
+
+export function connectionsTable(results: readonly ConnectionsResult[]): string {
+  return markdownTable(
+    [
+      'server',
+      'connections held',
+      'failed',
+      'accepted/s (handshakes)',
+      'subscribed/s',
+      'RSS before MB',
+      'RSS held MB',
+      'RSS per connection KB',
+      'generator ELU',
+    ],
+    results.map((r) => [
+      PEER_NAMES[r.kind],
+      fmt.int(r.connect.ready),
+      `${r.connect.failed}${Object.keys(r.connect.errors).length > 0 ? ` ${fmt.counts(r.connect.errors)}` : ''}`,
+      fmt.int(r.connect.openedPerSecond),
+      fmt.int(r.connect.readyPerSecond),
+      fmt.mb(r.baselineRssBytes),
+      fmt.mb(r.heldRssBytes),
+      kb(r.rssPerConnectionBytes),
+      `${fmt.fixed(r.connect.generatorMaxElu)}${r.connect.generatorSaturated ? ' SATURATED' : ''}`,
+    ]),
+  );
+}
+
+/** autocannon measures latency in whole milliseconds. */
+const wholeMs = (ms: number) => (ms < 1 ? '< 1' : fmt.int(ms));
+
+const httpCells = (f: HttpFigures) => [
+  fmt.int(f.requestsPerSecond),
+  wholeMs(f.latencyP50Ms),
+  wholeMs(f.latencyP99Ms),
+  String(f.non2xx + f.errors),
+];
+
+export function httpTable(result: HttpResult): string {
+  const base = result.baseline;
+  return [
+    markdownTable(
+      [
+        'endpoint',
+        'alone req/s',
+        'p50 ms',
+        'p99 ms',
+        'non-2xx+err',
+        'while streaming req/s',
+        'p50 ms',
+        'p99 ms',
+        'non-2xx+err',
+        'stream p50 / p99 / p99.9 ms',
+        'stream on schedule %',
+        'stream gaps',
+      ],
+      result.rows.map((row) => [
+        row.path,
+        ...httpCells(row.alone),
+        ...httpCells(row.withStream),
+        `${fmt.ms(row.stream.latency.p50)} / ${fmt.ms(row.stream.latency.p99)} / ${fmt.ms(row.stream.latency.p999)}`,
+        pct(row.stream.onScheduleShare),
+        String(row.stream.missingSequences),
+      ]),
+    ),
+    '',
+    `Stream alone (same connections, no HTTP load): ${fmt.int(base.deliveredPerSecond)} msg/s, p50 / p99 / p99.9 ` +
+      `${fmt.ms(base.latency.p50)} / ${fmt.ms(base.latency.p99)} / ${fmt.ms(base.latency.p999)} ms, ` +
+      `${pct(base.onScheduleShare)}% on schedule, ${base.missingSequences} missing.`,
+  ].join('\n');
+}
+
+export interface TargetRow {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean | undefined;
+  readonly note: string;
+}
+
+/** Mean of a figure over the runs of a point (a point may run more than once); undefined if none. */
+function meanOf(
+  results: readonly FanoutResult[],
+  point: string,
+  kind: PeerKind,
+  pick: (r: FanoutResult) => number | undefined,
+): number | undefined {
+  const values = results
+    .filter((r) => r.point.name === point && r.kind === kind)
+    .map(pick)
+    .filter((v): v is number => v !== undefined && Number.isFinite(v));
+  return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/** The issue's targets as ratios of this run's figures (reported, never asserted). */
+export function targets(
+  results: readonly FanoutResult[],
+  sustainedList: readonly SustainedFigure[],
+  connections: readonly ConnectionsResult[],
+): TargetRow[] {
+  const rows: TargetRow[] = [];
+  const sus = (kind: PeerKind) => sustainedList.find((f) => f.kind === kind);
+  const gateway = sus('gateway');
+  for (const [kind, minimum] of [
+    ['uws', 0.8],
+    ['ws', 5],
+    ['socketio', 5],
+  ] as const) {
+    const peer = sus(kind);
+    if (!gateway || !peer) continue;
+    const value = gateway.deliveredPerSecond / peer.deliveredPerSecond;
+    const bounded = gateway.atTopOfLadder || peer.atTopOfLadder;
+    rows.push({
+      target: `sustained delivery: gateway ≥ ${minimum}× ${PEER_NAMES[kind]}`,
+      measured: Number.isFinite(value) ? ratio(value) : 'n/a',
+      met: Number.isFinite(value) ? value >= minimum : undefined,
+      note: [
+        `${fmt.int(gateway.deliveredPerSecond)} vs ${fmt.int(peer.deliveredPerSecond)} msg/s`,
+        bounded
+          ? `${[gateway, peer]
+              .filter((f) => f.atTopOfLadder)
+              .map((f) => PEER_NAMES[f.kind])
+              .join(' and ')} sustained the heaviest point run (a lower bound, not its limit)`
+          : '',
+        gateway.generatorSaturated || peer.generatorSaturated ? 'generator saturated' : '',
+      ]
+        .filter(Boolean)
+        .join('; '),
+    });
+  }
+  for (const point of ['light', 'heavy']) {
+    const g = meanOf(results, point, 'gateway', (r) => r.cpuPerMessageUs);
+    const u = meanOf(results, point, 'uws', (r) => r.cpuPerMessageUs);
+    if (g === undefined || u === undefined) continue;
+    const gDelivery = meanOf(results, point, 'gateway', (r) => r.deliveryCpuPerMessageUs) ?? Number.NaN;
+    const uDelivery = meanOf(results, point, 'uws', (r) => r.deliveryCpuPerMessageUs) ?? Number.NaN;
+    const value = g / u;
+    rows.push({
+      target: `CPU per delivered message at the ${point} point: gateway ≤ 1.2× raw uWS`,
+      measured: ratio(value),
+      met: Number.isFinite(value) ? value <= 1.2 : undefined,
+      note:
+        `${fmt.fixed(g, 3)} vs ${fmt.fixed(u, 3)} µs/msg (mean of its runs); without the feed's own ` +
+        `CPU (the server with no client): ${fmt.fixed(gDelivery, 3)} vs ${fmt.fixed(uDelivery, 3)} µs/msg ` +
+        `(${ratio(gDelivery / uDelivery)})`,
+    });
+  }
+  const gIdle = connections.find((c) => c.kind === 'gateway');
+  const uIdle = connections.find((c) => c.kind === 'uws');
+  if (gIdle && uIdle) {
+    const value = gIdle.rssPerConnectionBytes / uIdle.rssPerConnectionBytes;
+    rows.push({
+      target: 'idle RSS per connection: gateway ≤ 1.5× raw uWS',
+      measured: ratio(value),
+      met: Number.isFinite(value) ? value <= 1.5 : undefined,
+      note: `${kb(gIdle.rssPerConnectionBytes)} vs ${kb(uIdle.rssPerConnectionBytes)} KB (${fmt.int(gIdle.connect.ready)} connections)`,
+    });
+  }
+  const gP50 = meanOf(results, 'light', 'gateway', (r) => r.stream.latency.p50);
+  const uP50 = meanOf(results, 'light', 'uws', (r) => r.stream.latency.p50);
+  if (gP50 !== undefined && uP50 !== undefined) {
+    const value = gP50 - uP50;
+    const late = meanOf(results, 'light', 'uws', (r) => r.publisherLateness?.p50);
+    rows.push({
+      target: 'latency p50 at the light point: gateway within 0.2 ms of raw uWS',
+      measured: `${value >= 0 ? '+' : ''}${fmt.fixed(value, 3)} ms`,
+      met: Number.isFinite(value) ? value <= 0.2 : undefined,
+      note:
+        `${fmt.ms(gP50)} vs ${fmt.ms(uP50)} ms (mean of its runs)` +
+        (late !== undefined
+          ? `; raw uWS's times are its scheduled times and its publisher's ticks fired ${fmt.fixed(late, 3)} ms ` +
+            "late at p50, while the gateway's simulator stamps the time its tick fired: net of that, " +
+            `${value + late >= 0 ? '+' : ''}${fmt.fixed(value + late, 3)} ms`
+          : ''),
+    });
+  }
+  return rows;
+}
+
+export function targetsTable(rows: readonly TargetRow[]): string {
+  return markdownTable(
+    ['target', 'measured', 'met', 'figures'],
+    rows.map((r) => [r.target, r.measured, r.met === undefined ? 'n/a' : r.met ? 'yes' : 'NO', r.note]),
+  );
+}
+
+export function machineLine(m: Machine): string {
+  return (
+    `${m.nproc} CPUs (nproc), ${m.cpuModel}, ${fmt.mb(m.totalMemoryBytes)} MB RAM, Node.js ${m.node}, ${m.platform}; ` +
+    `load average at start ${m.loadAverage.map((n) => n.toFixed(2)).join(' ')}`
+  );
+}
