@@ -292,8 +292,6 @@ function writeResultsMd(md: string): void {
 async function main(): Promise<void> {
   const opts = options();
   if (!opts) return;
-  // Interrupted: exit through process.exit so that every server and client process is killed.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const log = (line: string) =>
@@ -330,6 +328,15 @@ async function main(): Promise<void> {
     failures: [],
     skipped: [],
   };
+  // Interrupted: keep what was measured so far (not in RESULTS.md), then exit through process.exit,
+  // whose handlers kill every server and client process.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      run.failures.push(`interrupted by ${signal}: the figures above are partial`);
+      const paths = writeOutputs({ ...run, loadAverageAtEnd: machine().loadAverage }, markdown(run));
+      console.error(`interrupted by ${signal}; partial results: ${paths.json}`);
+      process.exit(130);
+    });
   const attempt = async <T>(what: string, body: () => Promise<T>): Promise<T | undefined> => {
     try {
       return await body();
