@@ -14,6 +14,7 @@ import { SampledLog } from './logging/sampled-log.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
 import { answerHttp, type HttpQuery, type HttpReply, type Readiness } from './server/http-routes.js';
 import { type ConnectGate, type GateDecision, Transport, type TransportOptions } from './server/transport.js';
+import type { WorkerFault } from './workers/protocol.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
 export interface Gateway {
@@ -25,8 +26,11 @@ export interface Gateway {
   close(): Promise<void>;
   /** Synchronous close of every uWS app, for the moment right before a forced exit. */
   closeNow(): void;
-  /** Test hook, in-process only: makes worker `index` fail; resolves with ms until it was replaced. */
-  injectWorkerFault(index: number): Promise<number>;
+  /**
+   * Test hook, in-process only: makes worker `index` crash or hang; resolves with ms from the
+   * thread's end until its replacement listens.
+   */
+  injectWorkerFault(index: number, fault?: WorkerFault): Promise<number>;
 }
 
 /** Where connections are served: the main thread's own uWS app, or a pool of worker threads. */
@@ -35,7 +39,7 @@ interface Delivery extends PublicationSink {
   drain(spreadMs: number): Promise<void>;
   close(): Promise<void>;
   closeNow(): void;
-  injectWorkerFault(index: number): Promise<number>;
+  injectWorkerFault(index: number, fault: WorkerFault): Promise<number>;
 }
 
 /** The Redis URL with REDIS_PASSWORD applied, if given separately. */
@@ -190,7 +194,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     },
     close,
     closeNow: () => active.closeNow(),
-    injectWorkerFault: (index) => active.injectWorkerFault(index),
+    injectWorkerFault: (index, fault = 'crash') => active.injectWorkerFault(index, fault),
   };
 }
 
@@ -272,6 +276,6 @@ async function serveOnWorkers(
     drain: (spreadMs) => pool.drain(spreadMs),
     close: () => pool.close(),
     closeNow: () => pool.closeNow(),
-    injectWorkerFault: (index) => pool.injectFault(index),
+    injectWorkerFault: (index, fault) => pool.injectFault(index, fault),
   };
 }

@@ -168,7 +168,7 @@ export const CONFIG_VARIABLES = {
   WS_WORKER_STALL_MS: variable(
     '5000',
     'an integer from 500 to 120000',
-    'A worker whose event loop is stuck this long makes /healthz fail.',
+    'A worker whose event loop is stuck this long is replaced (/healthz fails meanwhile).',
     integer(500, 120_000),
   ),
   WS_THROTTLE_MS: variable(

@@ -33,8 +33,10 @@ export type MainToWorker =
   | { readonly kind: 'admitted'; readonly id: number; readonly decision: GateDecision }
   | { readonly kind: 'drain'; readonly spreadMs: number }
   | { readonly kind: 'close' }
-  /** Test hook, reachable only in-process: make the worker fail. */
-  | { readonly kind: 'fault'; readonly fault: 'crash' };
+  /** Test hook, reachable only in-process: make the worker fail, or spin its event loop forever. */
+  | { readonly kind: 'fault'; readonly fault: WorkerFault };
+
+export type WorkerFault = 'crash' | 'hang';
 
 export type WorkerToMain =
   | { readonly kind: 'listening'; readonly port: number }
@@ -45,6 +47,12 @@ export type WorkerToMain =
   | { readonly kind: 'admit'; readonly id: number; readonly clientIp: string }
   | { readonly kind: 'release'; readonly clientIp: string }
   | { readonly kind: 'collected'; readonly id: number; readonly metrics: unknown };
+
+/**
+ * Symbol.for key of the function a worker registers on globalThis to close its uWS app; the main
+ * thread calls it through the inspector when the worker's loop is stuck (see stuck-worker.ts).
+ */
+export const CLOSE_STUCK_APP = 'matchbook.closeStuckApp';
 
 export const CONTROL = {
   /** 1 while every worker is live; drives /healthz on every thread. */

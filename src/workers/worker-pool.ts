@@ -13,16 +13,18 @@ import {
   BatchEncoder,
   CONTROL,
   type MainToWorker,
+  type WorkerFault,
   type WorkerStartData,
   type WorkerToMain,
 } from './protocol.js';
+import { stopStuckWorker } from './stuck-worker.js';
 
 export interface WorkerPoolOptions {
   readonly threads: number;
   readonly transport: TransportOptions;
   readonly productIds: readonly string[];
   readonly logLevel: string;
-  /** A worker whose event loop has not ticked for this long is declared stuck. */
+  /** A worker whose event loop has not ticked for this long is declared stuck and replaced. */
   readonly stallMs: number;
 }
 
@@ -39,6 +41,7 @@ interface Slot {
   /** Client IPs of the connections this worker holds through the gate, released if it dies. */
   readonly admitted: Map<string, number>;
   listening: boolean;
+  /** Its loop is stuck: it gets no batches and is being (or could not be) replaced. */
   stalled: boolean;
   lastTick: number;
   lastTickAt: number;
@@ -48,11 +51,13 @@ type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 const COLLECT_TIMEOUT_MS = 1_000;
 const STALL_CHECK_MS = 250;
+/** How long a stuck worker gets to be stopped through the inspector before it is left alone (stuck in native code). */
+const STUCK_STOP_TIMEOUT_MS = 2_000;
 
 /**
  * The main thread's side of the worker pool: starts WS_WORKER_THREADS uWS workers on one port,
  * fans every publication out to each of them in one batch per event-loop turn, answers their
- * requests from the hub, aggregates their metrics, and replaces a worker that dies.
+ * requests from the hub, aggregates their metrics, and replaces a worker that dies or gets stuck.
  */
 export class WorkerPool implements PublicationSink {
   private readonly slots: Slot[] = [];
@@ -160,10 +165,11 @@ export class WorkerPool implements PublicationSink {
   }
 
   /**
-   * Test hook (in-process only): makes worker `index` fail as an uncaught exception would.
-   * Resolves with the milliseconds from the failure to its replacement listening.
+   * Test hook (in-process only): makes worker `index` fail as an uncaught exception would
+   * ('crash') or spin its event loop forever ('hang'). Resolves with the milliseconds from the
+   * thread's end to its replacement listening.
    */
-  injectFault(index: number): Promise<number> {
+  injectFault(index: number, fault: WorkerFault): Promise<number> {
     const slot = this.slots[index];
     if (!slot) return Promise.reject(new Error(`no worker ${index}`));
     const replaced = new Promise<number>((resolve) => {
@@ -172,7 +178,7 @@ export class WorkerPool implements PublicationSink {
         this.replacements.set(index, () => resolve(performance.now() - diedAt));
       });
     });
-    slot.worker.postMessage({ kind: 'fault', fault: 'crash' } satisfies MainToWorker);
+    slot.worker.postMessage({ kind: 'fault', fault } satisfies MainToWorker);
     return replaced;
   }
 
@@ -185,7 +191,7 @@ export class WorkerPool implements PublicationSink {
           slot.worker.threadId < 0 ? resolve() : slot.worker.once('exit', () => resolve()),
         ),
     );
-    for (const slot of this.slots) slot.worker.postMessage(message);
+    for (const slot of this.slots) if (!slot.stalled) slot.worker.postMessage(message);
     await Promise.all(exits);
   }
 
@@ -204,7 +210,10 @@ export class WorkerPool implements PublicationSink {
         columns: this.admission.columns,
       },
     };
-    const worker = new Worker(new URL('./worker-thread.js', import.meta.url), { workerData: start });
+    const worker = new Worker(new URL('./worker-thread.js', import.meta.url), {
+      workerData: start,
+      execArgv: [...process.execArgv, '--no-force-async-hooks-checks'],
+    });
     const slot: Slot = {
       worker,
       admitted: new Map(),
@@ -243,14 +252,17 @@ export class WorkerPool implements PublicationSink {
       for (let i = 0; i < count; i++) this.market.gate.release(clientIp);
     slot.admitted.clear();
     if (this.stopping || this.slots[index] !== slot) return;
-    this.logger.error(
-      { worker: index, exitCode: code },
-      'worker thread died; its clients were disconnected; replacing it',
-    );
-    this.metrics.workerRestartsTotal.labels('died').inc();
+    if (!slot.stalled) {
+      this.logger.error(
+        { worker: index, exitCode: code },
+        'worker thread died; its clients were disconnected; replacing it',
+      );
+      this.metrics.workerRestartsTotal.labels('died').inc();
+    }
     this.spawn(index, this.port).then(
       () => {
         this.logger.info({ worker: index, port: this.port }, 'replacement worker listening');
+        if (this.slots.every((other) => !other.stalled)) Atomics.store(this.control, CONTROL.healthy, 1);
         this.replacements.get(index)?.();
         this.replacements.delete(index);
       },
@@ -331,10 +343,9 @@ export class WorkerPool implements PublicationSink {
   }
 
   /**
-   * A worker whose loop is stuck cannot be replaced: terminating a thread that holds uWS handles
-   * aborts the whole process (Node's uv_loop_close check). So it is isolated instead (no more
-   * batches, so no unbounded queue) and the process reports itself unhealthy on /healthz, for the
-   * orchestrator to restart it while the other workers keep serving.
+   * A worker whose loop is stuck is isolated at once (no more batches, so no unbounded queue),
+   * /healthz fails until it is replaced, and its app is closed through the inspector so that the
+   * thread can be terminated and replaced (see stuck-worker.ts).
    */
   private checkLiveness(): void {
     const now = performance.now();
@@ -351,9 +362,21 @@ export class WorkerPool implements PublicationSink {
       this.metrics.workerRestartsTotal.labels('stalled').inc();
       this.logger.fatal(
         { worker: index, stalledMs: Math.round(now - slot.lastTickAt) },
-        'worker thread is stuck',
+        'worker thread is stuck; closing its connections and replacing it',
       );
+      void this.replaceStuck(index, slot);
     }
+  }
+
+  private async replaceStuck(index: number, slot: Slot): Promise<void> {
+    const stopped = await stopStuckWorker(slot.worker, STUCK_STOP_TIMEOUT_MS).catch((error: unknown) => {
+      this.logger.error({ err: error, worker: index }, 'could not reach the stuck worker');
+      return false;
+    });
+    // Once it has exited, onExit replaces it. Otherwise terminating it would abort the process:
+    // /healthz keeps failing for the orchestrator to restart the pod.
+    if (!stopped)
+      this.logger.fatal({ worker: index }, 'stuck worker did not answer; it cannot be replaced in-process');
   }
 }
 

@@ -7,6 +7,7 @@ import type { HttpReply } from '../server/http-routes.js';
 import { type GateDecision, type MarketAccess, Transport } from '../server/transport.js';
 import { nativeUws } from '../server/uws.js';
 import {
+  CLOSE_STUCK_APP,
   CONTROL,
   decodeBatch,
   type MainToWorker,
@@ -98,6 +99,20 @@ function finish(code: number): never {
   process.exit(code);
 }
 
+// Called through the inspector by the main thread when this thread's loop is stuck (it cannot read
+// a 'close' message then): see stuck-worker.ts.
+Object.defineProperty(globalThis, Symbol.for(CLOSE_STUCK_APP), {
+  value: () => {
+    logger.error('event loop stuck: closing the connections of this worker and ending the thread');
+    clearInterval(livenessTimer);
+    clearInterval(connectionsTimer);
+    transport.close();
+    // Runs once the main thread has ended the stuck callback, so uWS has freed the closed sockets.
+    setTimeout(() => process.exit(1), 0);
+    return true;
+  },
+});
+
 process.on('uncaughtException', (error) => {
   logger.error({ err: error }, 'worker failed; closing its connections');
   finish(1);
@@ -153,7 +168,10 @@ port.on('message', (message: MainToWorker) => {
       return;
     case 'fault':
       setImmediate(() => {
-        throw new Error('injected worker fault (test hook)');
+        if (message.fault === 'crash') throw new Error('injected worker fault (test hook)');
+        for (;;) {
+          // Spins until the main thread closes the app through the inspector and terminates the thread.
+        }
       });
       return;
   }

@@ -137,3 +137,47 @@ describe('a worker that dies', () => {
     await Promise.all([...again, ...survivors].map((c) => c.close()));
   });
 });
+
+describe('a worker whose event loop is stuck', () => {
+  it('is closed through the inspector and replaced; its clients are disconnected; the others are undisturbed', async () => {
+    const threads = 3;
+    gw = await startTestGateway({
+      WS_WORKER_THREADS: String(threads),
+      WS_WORKER_STALL_MS: '500',
+      SIM_EVENTS_PER_SEC: '300',
+    });
+    const clients = await connectSpread(gw, threads, 30);
+    for (const client of clients) client.subscribe(['level2'], ['ETH-USD']);
+    await Promise.all(clients.map((c) => c.nextOfType('snapshot')));
+
+    const restartMs = await gw.gateway.injectWorkerFault(0, 'hang');
+    expect(restartMs).toBeLessThan(1_000);
+    const closedOnes: TestClient[] = [];
+    await Promise.all(
+      clients.map((c) =>
+        Promise.race([
+          c.closed.then(() => closedOnes.push(c)),
+          c.next((m) => m.type === 'l2update' && (m.sequence as number) > 0, 5_000).then(() => undefined),
+        ]),
+      ),
+    );
+    const survivors = clients.filter((c) => c.socket.readyState === c.socket.OPEN);
+    expect(closedOnes.length).toBeGreaterThan(0);
+    expect(survivors.length + closedOnes.length).toBe(30);
+    await Promise.all(survivors.map((c) => c.next((m) => m.type === 'l2update')));
+    for (const c of survivors) expectConsecutive(c.messages);
+
+    const text = (await getFresh(`${gw.httpUrl}/metrics`)).body;
+    expect(readMetric(text, 'ws_worker_restarts_total', 'reason="stalled"')).toBe(1);
+    expect(readMetric(text, 'ws_worker_restarts_total', 'reason="died"') ?? 0).toBe(0);
+    // Healthy again once replaced, whichever worker answers.
+    for (let i = 0; i < 6; i++) expect((await getFresh(`${gw.httpUrl}/healthz`)).status).toBe(200);
+    // The replacement serves: reconnecting clients spread over every worker again. The process
+    // then shuts down cleanly (a thread ended with uWS handles open would abort this test process).
+    const again = await connectSpread(gw, threads, 30);
+    expect(readMetric((await getFresh(`${gw.httpUrl}/metrics`)).body, 'ws_active_connections')).toBe(
+      survivors.length + 30,
+    );
+    await Promise.all([...again, ...survivors].map((c) => c.close()));
+  });
+});
