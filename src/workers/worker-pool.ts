@@ -345,7 +345,7 @@ export class WorkerPool implements PublicationSink {
   /**
    * A worker whose loop is stuck is isolated at once (no more batches, so no unbounded queue),
    * /healthz fails until it is replaced, and its app is closed through the inspector so that the
-   * thread can be terminated and replaced (see stuck-worker.ts).
+   * thread can end and be replaced (see stuck-worker.ts).
    */
   private checkLiveness(): void {
     const now = performance.now();
