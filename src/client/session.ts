@@ -26,14 +26,28 @@ export interface SessionObserver {
   errorSent(code: string): void;
 }
 
+/** One channel a client is subscribed to. */
+interface ChannelSubscriptions {
+  readonly channel: Channel;
+  /** In the order the client subscribed. `status` has no products: its one topic is held as ''. */
+  productIds: string[];
+}
+
 /**
  * One client's protocol state: its subscriptions and the replies to its requests. Bounded by
  * construction: a subscription is (known channel, known product), so a client cannot grow it past
  * channels × products.
  */
 export class ClientSession {
-  /** Channel → product ids, in the order the client subscribed (the `subscriptions` reply keeps it). */
-  private readonly subscriptions = new Map<Channel, Set<string>>();
+  /**
+   * Channels in the order the client subscribed (the `subscriptions` reply keeps it); a channel
+   * left empty is dropped, so subscribing to it again puts it last. Undefined before the first
+   * subscribe. Plain arrays searched linearly, not a Map of Sets: a connection holds a handful of
+   * subscriptions (never more than the catalogue's products per channel), and every connection pays
+   * for this representation while it sits idle. Arrays grow by concat(), which allocates exactly
+   * what it needs, where push() would reserve room for 16 more entries.
+   */
+  private channels: ChannelSubscriptions[] | undefined = undefined;
   private subscribed = false;
   private count = 0;
 
@@ -84,18 +98,23 @@ export class ClientSession {
 
   /** Releases the session's subscriptions from the metrics; the transport drops the topics itself. */
   dispose(): void {
-    for (const [channel, products] of this.subscriptions) {
-      this.observer.subscriptionsChanged(channel, -products.size);
+    for (const { channel, productIds } of this.channels ?? []) {
+      this.observer.subscriptionsChanged(channel, -productIds.length);
     }
-    this.subscriptions.clear();
+    this.channels = undefined;
     this.count = 0;
+  }
+
+  private subscriptionsOf(channel: Channel): ChannelSubscriptions | undefined {
+    return this.channels?.find((subscriptions) => subscriptions.channel === channel);
   }
 
   private newSubscriptions(request: SubscriptionRequest): number {
     const seen = new Set<string>();
     for (const { channel, productIds } of request.channels) {
+      const held = this.subscriptionsOf(channel)?.productIds;
       for (const id of channel === 'status' ? [''] : productIds) {
-        if (!this.subscriptions.get(channel)?.has(id)) seen.add(`${channel}:${id}`);
+        if (!held?.includes(id)) seen.add(`${channel}:${id}`);
       }
     }
     return seen.size;
@@ -106,15 +125,15 @@ export class ClientSession {
     const attaches: Array<() => void> = [];
     this.subscribed = true;
     for (const { channel, productIds } of request.channels) {
-      let products = this.subscriptions.get(channel);
-      if (!products) {
-        products = new Set();
-        this.subscriptions.set(channel, products);
-      }
-      // `status` has no products: its one topic is tracked under the empty id.
+      let held = this.subscriptionsOf(channel);
       for (const id of channel === 'status' ? [''] : productIds) {
-        if (products.has(id)) continue;
-        products.add(id);
+        if (held?.productIds.includes(id)) continue;
+        if (held) {
+          held.productIds = held.productIds.concat([id]);
+        } else {
+          held = { channel, productIds: [id] };
+          this.channels = (this.channels ?? []).concat([held]);
+        }
         this.count++;
         this.observer.subscriptionsChanged(channel, 1);
         attaches.push(() => this.connection.attach(channel, id));
@@ -125,25 +144,33 @@ export class ClientSession {
 
   private unsubscribe(request: SubscriptionRequest): Array<() => void> {
     for (const { channel, productIds } of request.channels) {
-      const products = this.subscriptions.get(channel);
-      if (!products) continue;
+      const held = this.subscriptionsOf(channel);
+      if (!held) continue;
       // No products named: the whole channel goes, as the feed documents.
-      const leaving = channel === 'status' || productIds.length === 0 ? [...products] : productIds;
+      const leaving = channel === 'status' || productIds.length === 0 ? [...held.productIds] : productIds;
       for (const id of leaving) {
-        if (!products.delete(id)) continue;
+        const at = held.productIds.indexOf(id);
+        if (at < 0) continue;
+        held.productIds.splice(at, 1);
         this.count--;
         this.observer.subscriptionsChanged(channel, -1);
         this.connection.detach(channel, id);
       }
-      if (products.size === 0) this.subscriptions.delete(channel);
+      if (held.productIds.length === 0) this.dropChannel(held);
     }
     return [];
   }
 
+  private dropChannel(emptied: ChannelSubscriptions): void {
+    const channels = this.channels!;
+    channels.splice(channels.indexOf(emptied), 1);
+    if (channels.length === 0) this.channels = undefined;
+  }
+
   private describeSubscriptions(): string {
-    const channels = [...this.subscriptions].map(([name, products]) => ({
-      name,
-      product_ids: name === 'status' ? [] : [...products],
+    const channels = (this.channels ?? []).map(({ channel, productIds }) => ({
+      name: channel,
+      product_ids: channel === 'status' ? [] : productIds,
     }));
     return JSON.stringify({ type: 'subscriptions', channels });
   }
