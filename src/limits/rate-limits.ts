@@ -30,7 +30,7 @@ export function burstyLimiter(rate: Rate, keyPrefix: string): BurstyRateLimiter 
 }
 
 /** Consumes one point; a limiter failure (not a rejection) lets the request through. */
-export async function consume(limiter: BurstyRateLimiter, key: string): Promise<RateDecision> {
+export async function consume(limiter: BurstyRateLimiter, key: string | number): Promise<RateDecision> {
   try {
     await limiter.consume(key);
     return ALLOWED;
@@ -69,7 +69,7 @@ export class InboundRateLimiter {
     this.subscribes = burstyLimiter(subscribes, 'subscribes');
   }
 
-  async check(connectionId: string, isSubscription: boolean): Promise<InboundDecision> {
+  async check(connectionId: number, isSubscription: boolean): Promise<InboundDecision> {
     if (!(await consume(this.messages, connectionId)).allowed) return 'flood';
     if (isSubscription && !(await consume(this.subscribes, connectionId)).allowed) return 'subscribe_limited';
     return 'ok';
