@@ -8,6 +8,7 @@ import {
   type DisconnectReason,
   encodeClientError,
 } from '../errors/catalogue.js';
+import { BurstyCount, type InboundCounts } from '../limits/rate-limits.js';
 import { type Channel, topicOf } from '../market/types.js';
 import type { FlowConnection, FlowControl, SlowDisconnectReason } from './flow-control.js';
 
@@ -48,30 +49,26 @@ export interface SocketData {
  * One WebSocket connection: its state, and the socket as its ClientSession and flow control see it.
  * Created at upgrade, before uWS has a socket (see `opened`). Idle connections are what a
  * gateway holds by the thousand, so everything here is paid per connection: methods live on the
- * prototype, and what most connections never need (pending attaches, a queue of inbound messages) is
- * only allocated while in use.
+ * prototype, what most connections never need (pending attaches) is only allocated while in use, and
+ * times are whole milliseconds (see monotonicMs).
  */
-export class Connection implements ClientConnection, FlowConnection {
-  /** Last frame or pong from the peer (performance.now()), to tell an idle timeout from a drop. */
+export class Connection implements ClientConnection, FlowConnection, InboundCounts {
+  /** Last frame or pong from the peer (monotonicMs()), to tell an idle timeout from a drop. */
   lastSeen: number;
+  /** monotonicMs() at upgrade. */
   readonly openedAt: number;
+  readonly messageCount = new BurstyCount();
+  readonly subscribeCount = new BurstyCount();
   session: ClientSession | undefined = undefined;
   /** Set when the gateway decides to close, so the close handler counts the right reason. */
   closeReason: DisconnectReason | undefined = undefined;
   closed = false;
-  /**
-   * The inbound messages still waiting for their rate-limit decision, chained so they are handled
-   * in arrival order; undefined when none is.
-   */
-  inbound: Promise<void> | undefined = undefined;
   private socket: WebSocket<SocketData> | undefined = undefined;
   /** Topic → token of the latest attach still waiting for its initial messages; undefined when none. */
   private pendingAttaches: Map<string, number> | undefined = undefined;
 
   constructor(
     private readonly context: ConnectionContext,
-    /** This thread's id for the connection: the inbound rate limiter's key. */
-    readonly id: number,
     /** The client's address as canonical text: the admission and connect-gate key, released on close. */
     readonly clientIp: string,
     now: number,

@@ -16,7 +16,7 @@ import type { ConnectionAdmission } from '../limits/admission.js';
 import { formatIp, fromUwsAddress, parseIp, resolveClientAddress } from '../limits/client-address.js';
 import { InboundRateLimiter } from '../limits/rate-limits.js';
 import { SampledLog } from '../logging/sampled-log.js';
-import { epochMs } from '../market/time.js';
+import { epochMs, monotonicMs } from '../market/time.js';
 import { CHANNELS, type Channel } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { Connection, type ConnectionContext, type SocketData } from './connection.js';
@@ -92,8 +92,6 @@ type ClosableApp = TemplatedApp & { close(): void };
 const DECODER = new TextDecoder();
 const SUBSCRIBE_SWEEP_MS = 100;
 const DRAIN_SLICE_MS = 50;
-/** The start of an inbound chain when no earlier message is pending (a settled promise can be shared). */
-const NOTHING_PENDING = Promise.resolve();
 
 /**
  * The only module that talks to uWebSockets.js: WebSocket connections, topic publishing and the
@@ -109,7 +107,6 @@ export class Transport {
   private readonly rejections: SampledLog;
   private readonly handlerErrors: SampledLog;
   private readonly inbound: InboundRateLimiter;
-  private nextConnectionId = 0;
   private readonly sentByChannel: ReadonlyMap<Channel, { inc(n?: number): void }>;
   private readonly latencyByChannel: ReadonlyMap<string, { observe(v: number): void }>;
   private readonly flow: FlowControl<Connection>;
@@ -266,7 +263,7 @@ export class Transport {
         this.receive(ws.getUserData().connection, message, isBinary),
       ),
       pong: (ws) => {
-        ws.getUserData().connection.lastSeen = performance.now();
+        ws.getUserData().connection.lastSeen = monotonicMs();
       },
       drain: (ws) => this.flow.drained(ws.getUserData().connection),
       close: (ws, code) => {
@@ -356,8 +353,7 @@ export class Transport {
           this.reject(res, 'draining', '503 Service Unavailable', 1);
           return;
         }
-        const now = performance.now();
-        const connection = new Connection(this.connectionContext, ++this.nextConnectionId, clientIp, now);
+        const connection = new Connection(this.connectionContext, clientIp, monotonicMs());
         res.cork(() => res.upgrade({ connection }, key, protocol, extensions, context));
       });
   }
@@ -374,9 +370,10 @@ export class Transport {
     });
   }
 
-  /** Inbound frames: size, then rate limits (in arrival order), then the protocol. */
+  /** Inbound frames: size, then rate limits, then the protocol. */
   private receive(connection: Connection, message: ArrayBuffer, isBinary: boolean): void {
-    connection.lastSeen = performance.now();
+    const now = monotonicMs();
+    connection.lastSeen = now;
     if (message.byteLength > this.options.maxPayloadBytes) {
       connection.fail(
         CLIENT_ERRORS.messageTooBig,
@@ -388,23 +385,7 @@ export class Transport {
       );
       return;
     }
-    // uWS neuters the buffer when this callback returns: decode before waiting on the limiter.
-    const text = isBinary ? undefined : DECODER.decode(message);
-    // Chained after the message before it while that one waits for its decision; nothing is kept
-    // once the chain has run out.
-    const turn: Promise<void> = (connection.inbound ?? NOTHING_PENDING)
-      .then(() => this.handleInbound(connection, text))
-      .catch((error: unknown) => this.internalError('message', error, connection))
-      .then(() => {
-        if (connection.inbound === turn) connection.inbound = undefined;
-      });
-    connection.inbound = turn;
-  }
-
-  /** One inbound message, in its turn: its rate-limit decision, then the protocol (`text` undefined: binary). */
-  private async handleInbound(connection: Connection, text: string | undefined): Promise<void> {
-    const decision = await this.inbound.check(connection.id, text !== undefined);
-    if (connection.closed) return;
+    const decision = this.inbound.check(connection, !isBinary, now);
     if (decision === 'flood') {
       connection.fail(CLIENT_ERRORS.flood, 'too many messages: the connection is closed', {
         code: CLOSE_CODES.flood,
@@ -415,10 +396,10 @@ export class Transport {
         CLIENT_ERRORS.rateLimited,
         'too many subscribe/unsubscribe requests: this one was not applied',
       );
-    } else if (text === undefined) {
+    } else if (isBinary) {
       connection.session?.handleBinary();
     } else {
-      connection.session?.handleText(text);
+      connection.session?.handleText(DECODER.decode(message));
     }
   }
 
