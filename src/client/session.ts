@@ -6,6 +6,16 @@ import {
   type RequestLimits,
   type SubscriptionRequest,
 } from './requests.js';
+import {
+  channelsOf,
+  countOf,
+  holds,
+  idsOf,
+  NO_SUBSCRIPTIONS,
+  type SubscriptionList,
+  withoutSubscription,
+  withSubscription,
+} from './subscription-list.js';
 
 export interface SessionLimits extends RequestLimits {
   /** (channel, product) pairs one connection may hold. */
@@ -26,30 +36,15 @@ export interface SessionObserver {
   errorSent(code: string): void;
 }
 
-/** One channel a client is subscribed to. */
-interface ChannelSubscriptions {
-  readonly channel: Channel;
-  /** In the order the client subscribed. `status` has no products: its one topic is held as ''. */
-  productIds: string[];
-}
-
 /**
  * One client's protocol state: its subscriptions and the replies to its requests. Bounded by
  * construction: a subscription is (known channel, known product), so a client cannot grow it past
  * channels × products.
  */
 export class ClientSession {
-  /**
-   * Channels in the order the client subscribed (the `subscriptions` reply keeps it); a channel
-   * left empty is dropped, so subscribing to it again puts it last. Undefined before the first
-   * subscribe. Plain arrays searched linearly, not a Map of Sets: a connection holds a handful of
-   * subscriptions (never more than the catalogue's products per channel), and every connection pays
-   * for this representation while it sits idle. Arrays grow by concat(), which allocates exactly
-   * what it needs, where push() would reserve room for 16 more entries.
-   */
-  private channels: ChannelSubscriptions[] | undefined = undefined;
+  /** In the order the client subscribed (the `subscriptions` reply keeps it); see SubscriptionList. */
+  private subscriptions: SubscriptionList = NO_SUBSCRIPTIONS;
   private subscribed = false;
-  private count = 0;
 
   constructor(
     private readonly connection: ClientConnection,
@@ -71,12 +66,12 @@ export class ClientSession {
     }
     // One error per request at most: a request over the subscription limit is refused whole.
     if (request.type === 'subscribe' && request.channels.length > 0) {
-      const adding = this.newSubscriptions(request);
-      if (this.count + adding > this.limits.maxSubscriptions) {
+      const holding = countOf(this.subscriptions) + this.newSubscriptions(request);
+      if (holding > this.limits.maxSubscriptions) {
         this.sendError(
           clientError(
             CLIENT_ERRORS.tooManySubscriptions,
-            `this would hold ${this.count + adding} subscriptions; at most ${this.limits.maxSubscriptions} per connection`,
+            `this would hold ${holding} subscriptions; at most ${this.limits.maxSubscriptions} per connection`,
           ),
         );
         return;
@@ -98,23 +93,17 @@ export class ClientSession {
 
   /** Releases the session's subscriptions from the metrics; the transport drops the topics itself. */
   dispose(): void {
-    for (const { channel, productIds } of this.channels ?? []) {
-      this.observer.subscriptionsChanged(channel, -productIds.length);
+    for (const { channel, ids } of channelsOf(this.subscriptions)) {
+      this.observer.subscriptionsChanged(channel, -ids.length);
     }
-    this.channels = undefined;
-    this.count = 0;
-  }
-
-  private subscriptionsOf(channel: Channel): ChannelSubscriptions | undefined {
-    return this.channels?.find((subscriptions) => subscriptions.channel === channel);
+    this.subscriptions = NO_SUBSCRIPTIONS;
   }
 
   private newSubscriptions(request: SubscriptionRequest): number {
     const seen = new Set<string>();
     for (const { channel, productIds } of request.channels) {
-      const held = this.subscriptionsOf(channel)?.productIds;
       for (const id of channel === 'status' ? [''] : productIds) {
-        if (!held?.includes(id)) seen.add(`${channel}:${id}`);
+        if (!holds(this.subscriptions, channel, id)) seen.add(`${channel}:${id}`);
       }
     }
     return seen.size;
@@ -125,16 +114,10 @@ export class ClientSession {
     const attaches: Array<() => void> = [];
     this.subscribed = true;
     for (const { channel, productIds } of request.channels) {
-      let held = this.subscriptionsOf(channel);
       for (const id of channel === 'status' ? [''] : productIds) {
-        if (held?.productIds.includes(id)) continue;
-        if (held) {
-          held.productIds = held.productIds.concat([id]);
-        } else {
-          held = { channel, productIds: [id] };
-          this.channels = (this.channels ?? []).concat([held]);
-        }
-        this.count++;
+        const before = this.subscriptions;
+        this.subscriptions = withSubscription(before, channel, id);
+        if (this.subscriptions === before) continue;
         this.observer.subscriptionsChanged(channel, 1);
         attaches.push(() => this.connection.attach(channel, id));
       }
@@ -144,33 +127,24 @@ export class ClientSession {
 
   private unsubscribe(request: SubscriptionRequest): Array<() => void> {
     for (const { channel, productIds } of request.channels) {
-      const held = this.subscriptionsOf(channel);
-      if (!held) continue;
       // No products named: the whole channel goes, as the feed documents.
-      const leaving = channel === 'status' || productIds.length === 0 ? [...held.productIds] : productIds;
+      const leaving =
+        channel === 'status' || productIds.length === 0 ? idsOf(this.subscriptions, channel) : productIds;
       for (const id of leaving) {
-        const at = held.productIds.indexOf(id);
-        if (at < 0) continue;
-        held.productIds.splice(at, 1);
-        this.count--;
+        const before = this.subscriptions;
+        this.subscriptions = withoutSubscription(before, channel, id);
+        if (this.subscriptions === before) continue;
         this.observer.subscriptionsChanged(channel, -1);
         this.connection.detach(channel, id);
       }
-      if (held.productIds.length === 0) this.dropChannel(held);
     }
     return [];
   }
 
-  private dropChannel(emptied: ChannelSubscriptions): void {
-    const channels = this.channels!;
-    channels.splice(channels.indexOf(emptied), 1);
-    if (channels.length === 0) this.channels = undefined;
-  }
-
   private describeSubscriptions(): string {
-    const channels = (this.channels ?? []).map(({ channel, productIds }) => ({
+    const channels = channelsOf(this.subscriptions).map(({ channel, ids }) => ({
       name: channel,
-      product_ids: channel === 'status' ? [] : productIds,
+      product_ids: channel === 'status' ? [] : ids,
     }));
     return JSON.stringify({ type: 'subscriptions', channels });
   }
