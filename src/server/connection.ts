@@ -78,9 +78,8 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   }
 
   /** uWS opened the socket: from now on the connection can send. */
-  opened(socket: WebSocket<SocketData>, session: ClientSession): void {
+  opened(socket: WebSocket<SocketData>): void {
     this.socket = socket;
-    this.session = session;
   }
 
   private get ws(): WebSocket<SocketData> {

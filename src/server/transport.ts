@@ -249,9 +249,12 @@ export class Transport {
       upgrade: this.guardHttp('upgrade', (res, req, context) => this.upgrade(res, req, context)),
       open: this.guardSocket('open', (ws) => {
         const connection = ws.getUserData().connection;
-        connection.opened(
-          ws,
-          new ClientSession(connection, this.deps.market, this.sessionObserver, this.options.limits),
+        connection.opened(ws);
+        connection.session = new ClientSession(
+          connection,
+          this.deps.market,
+          this.sessionObserver,
+          this.options.limits,
         );
         if (this.options.limits.maxLifetimeMinutes > 0) this.byAge.push(connection);
         this.open.add(connection);
