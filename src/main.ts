@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 import closeWithGrace from 'close-with-grace';
 import { describeConfig, type GatewayConfig, loadConfig } from './config/config.js';
 import { startPublisher } from './feeds/redis/publisher.js';

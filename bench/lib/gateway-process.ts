@@ -2,8 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { GATEWAY_NODE_OPTIONS } from '../../src/node-options.js';
 
-/** The built gateway, run as users run it: node dist/src/main.js. */
+/** The built gateway, run as users run it: node with the gateway's V8 options, dist/src/main.js. */
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 const OUTPUT_TAIL_CHARS = 8_192;
 
@@ -85,16 +86,17 @@ export class GatewayProcess {
   ) {}
 
   /**
-   * Starts dist/src/main.js with a minimal environment (PATH, HOST=127.0.0.1, PORT=0, LOG_LEVEL=info,
-   * then `env`) and resolves when it logs "listening" (at info level), with the port from that line.
-   * `nodeArgs` go to node before the script (e.g. --cpu-prof, which NODE_OPTIONS does not allow).
+   * Starts dist/src/main.js with the gateway's V8 options (GATEWAY_NODE_OPTIONS) and a minimal
+   * environment (PATH, HOST=127.0.0.1, PORT=0, LOG_LEVEL=info, then `env`), and resolves when it logs
+   * "listening" (at info level), with the port from that line. `nodeArgs` go to node before the
+   * script too (e.g. --cpu-prof, which NODE_OPTIONS does not allow).
    */
   static async start(
     env: Readonly<Record<string, string>>,
     timeoutMs = 20_000,
     nodeArgs: readonly string[] = [],
   ): Promise<GatewayProcess> {
-    const child = spawn(process.execPath, [...nodeArgs, MAIN], {
+    const child = spawn(process.execPath, [...GATEWAY_NODE_OPTIONS, ...nodeArgs, MAIN], {
       env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

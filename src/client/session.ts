@@ -6,6 +6,16 @@ import {
   type RequestLimits,
   type SubscriptionRequest,
 } from './requests.js';
+import {
+  channelsOf,
+  countOf,
+  holds,
+  idsOf,
+  NO_SUBSCRIPTIONS,
+  type SubscriptionList,
+  withoutSubscription,
+  withSubscription,
+} from './subscription-list.js';
 
 export interface SessionLimits extends RequestLimits {
   /** (channel, product) pairs one connection may hold. */
@@ -32,10 +42,9 @@ export interface SessionObserver {
  * channels × products.
  */
 export class ClientSession {
-  /** Channel → product ids, in the order the client subscribed (the `subscriptions` reply keeps it). */
-  private readonly subscriptions = new Map<Channel, Set<string>>();
+  /** In the order the client subscribed (the `subscriptions` reply keeps it); see SubscriptionList. */
+  private subscriptions: SubscriptionList = NO_SUBSCRIPTIONS;
   private subscribed = false;
-  private count = 0;
 
   constructor(
     private readonly connection: ClientConnection,
@@ -57,12 +66,12 @@ export class ClientSession {
     }
     // One error per request at most: a request over the subscription limit is refused whole.
     if (request.type === 'subscribe' && request.channels.length > 0) {
-      const adding = this.newSubscriptions(request);
-      if (this.count + adding > this.limits.maxSubscriptions) {
+      const holding = countOf(this.subscriptions) + this.newSubscriptions(request);
+      if (holding > this.limits.maxSubscriptions) {
         this.sendError(
           clientError(
             CLIENT_ERRORS.tooManySubscriptions,
-            `this would hold ${this.count + adding} subscriptions; at most ${this.limits.maxSubscriptions} per connection`,
+            `this would hold ${holding} subscriptions; at most ${this.limits.maxSubscriptions} per connection`,
           ),
         );
         return;
@@ -84,18 +93,17 @@ export class ClientSession {
 
   /** Releases the session's subscriptions from the metrics; the transport drops the topics itself. */
   dispose(): void {
-    for (const [channel, products] of this.subscriptions) {
-      this.observer.subscriptionsChanged(channel, -products.size);
+    for (const { channel, ids } of channelsOf(this.subscriptions)) {
+      this.observer.subscriptionsChanged(channel, -ids.length);
     }
-    this.subscriptions.clear();
-    this.count = 0;
+    this.subscriptions = NO_SUBSCRIPTIONS;
   }
 
   private newSubscriptions(request: SubscriptionRequest): number {
     const seen = new Set<string>();
     for (const { channel, productIds } of request.channels) {
       for (const id of channel === 'status' ? [''] : productIds) {
-        if (!this.subscriptions.get(channel)?.has(id)) seen.add(`${channel}:${id}`);
+        if (!holds(this.subscriptions, channel, id)) seen.add(`${channel}:${id}`);
       }
     }
     return seen.size;
@@ -106,16 +114,10 @@ export class ClientSession {
     const attaches: Array<() => void> = [];
     this.subscribed = true;
     for (const { channel, productIds } of request.channels) {
-      let products = this.subscriptions.get(channel);
-      if (!products) {
-        products = new Set();
-        this.subscriptions.set(channel, products);
-      }
-      // `status` has no products: its one topic is tracked under the empty id.
       for (const id of channel === 'status' ? [''] : productIds) {
-        if (products.has(id)) continue;
-        products.add(id);
-        this.count++;
+        const before = this.subscriptions;
+        this.subscriptions = withSubscription(before, channel, id);
+        if (this.subscriptions === before) continue;
         this.observer.subscriptionsChanged(channel, 1);
         attaches.push(() => this.connection.attach(channel, id));
       }
@@ -125,25 +127,24 @@ export class ClientSession {
 
   private unsubscribe(request: SubscriptionRequest): Array<() => void> {
     for (const { channel, productIds } of request.channels) {
-      const products = this.subscriptions.get(channel);
-      if (!products) continue;
       // No products named: the whole channel goes, as the feed documents.
-      const leaving = channel === 'status' || productIds.length === 0 ? [...products] : productIds;
+      const leaving =
+        channel === 'status' || productIds.length === 0 ? idsOf(this.subscriptions, channel) : productIds;
       for (const id of leaving) {
-        if (!products.delete(id)) continue;
-        this.count--;
+        const before = this.subscriptions;
+        this.subscriptions = withoutSubscription(before, channel, id);
+        if (this.subscriptions === before) continue;
         this.observer.subscriptionsChanged(channel, -1);
         this.connection.detach(channel, id);
       }
-      if (products.size === 0) this.subscriptions.delete(channel);
     }
     return [];
   }
 
   private describeSubscriptions(): string {
-    const channels = [...this.subscriptions].map(([name, products]) => ({
-      name,
-      product_ids: name === 'status' ? [] : [...products],
+    const channels = channelsOf(this.subscriptions).map(({ channel, ids }) => ({
+      name: channel,
+      product_ids: channel === 'status' ? [] : ids,
     }));
     return JSON.stringify({ type: 'subscriptions', channels });
   }

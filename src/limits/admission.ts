@@ -1,3 +1,4 @@
+import { type Address16, addressKey } from './client-address.js';
 import type { SharedCounterTable } from './shared-counters.js';
 
 export type AdmissionRejection = 'max_connections' | 'per_ip_limit' | 'table_full';
@@ -11,6 +12,12 @@ const TOTAL_KEY = new Int32Array([-1, -1, -1, -1]);
  * takes exactly its own connections with it (clearColumn) and nothing leaks.
  */
 export class ConnectionAdmission {
+  /**
+   * The key of the address being counted. One per thread is enough (the table copies the keys it
+   * keeps), so a connection holds no key of its own: its address is passed again on release.
+   */
+  private readonly key = new Int32Array(4);
+
   constructor(
     private readonly table: SharedCounterTable,
     private readonly column: number,
@@ -18,19 +25,19 @@ export class ConnectionAdmission {
     private readonly maxPerIp: number,
   ) {}
 
-  /** Reserves a connection for `key` (addressKey of the client IP), or says why not. */
-  tryAcquire(key: Int32Array): AdmissionRejection | undefined {
+  /** Reserves a connection for the client address, or says why not. */
+  tryAcquire(client: Address16): AdmissionRejection | undefined {
     const total = this.table.tryIncrement(TOTAL_KEY, this.column, this.maxConnections);
     if (total === -1) return 'max_connections';
     if (total === -2) return 'table_full';
-    const perIp = this.table.tryIncrement(key, this.column, this.maxPerIp);
+    const perIp = this.table.tryIncrement(addressKey(client, this.key), this.column, this.maxPerIp);
     if (perIp >= 0) return undefined;
     this.table.decrement(TOTAL_KEY, this.column);
     return perIp === -1 ? 'per_ip_limit' : 'table_full';
   }
 
-  release(key: Int32Array): void {
-    this.table.decrement(key, this.column);
+  release(client: Address16): void {
+    this.table.decrement(addressKey(client, this.key), this.column);
     this.table.decrement(TOTAL_KEY, this.column);
   }
 }

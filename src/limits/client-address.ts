@@ -410,13 +410,14 @@ export function resolveClientAddress(
 }
 
 /**
- * The 16 bytes as four little-endian int32s, in a fresh array (no aliasing of `address`), e.g. to
- * hash or to store in an Int32Array-backed table. Equal addresses give equal keys.
+ * The 16 bytes as four little-endian int32s, e.g. to hash or to store in an Int32Array-backed table.
+ * Equal addresses give equal keys. Written into `into` (a fresh array by default; never `address`).
  */
-export function addressKey(address: Address16): Int32Array {
+export function addressKey(address: Address16, into = new Int32Array(4)): Int32Array {
   checkLength(address, 'addressKey');
-  const view = new DataView(address.buffer, address.byteOffset, 16);
-  const key = new Int32Array(4);
-  for (let i = 0; i < 4; i++) key[i] = view.getInt32(i * 4, true);
-  return key;
+  for (let i = 0; i < 4; i++) {
+    const at = i * 4;
+    into[i] = address[at]! | (address[at + 1]! << 8) | (address[at + 2]! << 16) | (address[at + 3]! << 24);
+  }
+  return into;
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
-import { consume, type Rate, type RateDecision } from './rate-limits.js';
+import { burstyWindows, consume, type Rate, type RateDecision } from './rate-limits.js';
 
 /**
  * LIMITS_STORE=redis: connection limits that hold across every gateway replica sharing one Redis.
@@ -115,13 +115,9 @@ export function limitsRedisOptions() {
 
 /** rate-limiter-flexible's Redis limiters, sustained + burst as burstyLimiter(), each insured in memory. */
 function redisBurstyLimiter(redis: Redis, rate: Rate, keyPrefix: string): BurstyRateLimiter {
-  const extra = Math.max(0, rate.burst - rate.perSecond);
-  const sustained = { keyPrefix, points: rate.perSecond, duration: 1 };
-  const burst = {
-    keyPrefix: `${keyPrefix}-burst`,
-    points: Math.max(1, extra),
-    duration: Math.max(1, Math.ceil(extra / rate.perSecond)),
-  };
+  const windows = burstyWindows(rate);
+  const sustained = { keyPrefix, ...windows.sustained };
+  const burst = { keyPrefix: `${keyPrefix}-burst`, ...windows.burst };
   const store = { storeClient: redis, rejectIfRedisNotReady: true };
   return new BurstyRateLimiter(
     new RateLimiterRedis({ ...store, ...sustained, insuranceLimiter: new RateLimiterMemory(sustained) }),

@@ -9,24 +9,18 @@ import type {
 } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { ProductCatalogue } from '../client/requests.js';
-import { ClientSession } from '../client/session.js';
+import { ClientSession, type SessionObserver } from '../client/session.js';
 import type { LimitsConfig } from '../config/config.js';
-import {
-  CLIENT_ERRORS,
-  CLOSE_CODES,
-  type ClientErrorSpec,
-  clientError,
-  type DisconnectReason,
-  encodeClientError,
-} from '../errors/catalogue.js';
+import { CLIENT_ERRORS, CLOSE_CODES, type DisconnectReason } from '../errors/catalogue.js';
 import type { ConnectionAdmission } from '../limits/admission.js';
-import { addressKey, formatIp, fromUwsAddress, resolveClientAddress } from '../limits/client-address.js';
+import { formatIp, fromUwsAddress, parseIp, resolveClientAddress } from '../limits/client-address.js';
 import { InboundRateLimiter } from '../limits/rate-limits.js';
 import { SampledLog } from '../logging/sampled-log.js';
-import { epochMs } from '../market/time.js';
-import { CHANNELS, type Channel, topicOf } from '../market/types.js';
+import { epochMs, monotonicMs } from '../market/time.js';
+import { CHANNELS, type Channel } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
-import { type FlowConnection, FlowControl, type FlowControlOptions } from './flow-control.js';
+import { Connection, type ConnectionContext, type SocketData } from './connection.js';
+import { FlowControl, type FlowControlOptions } from './flow-control.js';
 import {
   DRAINING,
   type HttpQuery,
@@ -92,39 +86,12 @@ export interface TransportDeps {
   readonly gate: ConnectGate;
 }
 
-interface Connection {
-  /** This thread's id for the connection: the inbound rate limiter's key. */
-  readonly id: string;
-  /** The client's address key in the admission table, released on close. */
-  readonly clientKey: Int32Array;
-  /** The client's address as text, released to the connect gate on close. */
-  readonly clientIp: string;
-  /** Last frame or pong from the peer (performance.now()), to tell an idle timeout from a drop. */
-  lastSeen: number;
-  /** Inbound messages are handled in order, each after its rate-limit decision. */
-  inbound: Promise<void>;
-  session: ClientSession | undefined;
-  /** The connection as flow control sees it. */
-  link: FlowConnection | undefined;
-  readonly openedAt: number;
-  /** Set when the gateway decides to close, so the close handler counts the right reason. */
-  closeReason: DisconnectReason | undefined;
-  closed: boolean;
-  /** Topic → token of the latest attach still waiting for its initial messages. */
-  readonly pendingAttaches: Map<string, number>;
-}
-
 /** uWS apps have close() since v20.3; the shipped typings omit it. */
 type ClosableApp = TemplatedApp & { close(): void };
 
 const DECODER = new TextDecoder();
-const slowConsumerReasons = {
-  timeout: 'the connection stayed behind for too long',
-  queue_overflow: 'too many messages queued for the connection',
-} as const;
 const SUBSCRIBE_SWEEP_MS = 100;
 const DRAIN_SLICE_MS = 50;
-let attachTokens = 0;
 
 /**
  * The only module that talks to uWebSockets.js: WebSocket connections, topic publishing and the
@@ -132,20 +99,20 @@ let attachTokens = 0;
  */
 export class Transport {
   private readonly app: ClosableApp;
-  private readonly open = new Set<WebSocket<Connection>>();
+  private readonly open = new Set<Connection>();
   /** Connections awaiting their first subscribe, in connection order (so deadlines are ordered too). */
-  private readonly awaitingSubscribe: Array<WebSocket<Connection>> = [];
+  private readonly awaitingSubscribe: Connection[] = [];
   /** Every connection in opening order, for WS_MAX_LIFETIME_MIN. */
-  private readonly byAge: Array<WebSocket<Connection>> = [];
+  private readonly byAge: Connection[] = [];
   private readonly rejections: SampledLog;
   private readonly handlerErrors: SampledLog;
   private readonly inbound: InboundRateLimiter;
-  private nextConnectionId = 0;
-  private readonly sentByChannel: ReadonlyMap<string, { inc(n?: number): void }>;
+  private readonly sentByChannel: ReadonlyMap<Channel, { inc(n?: number): void }>;
   private readonly latencyByChannel: ReadonlyMap<string, { observe(v: number): void }>;
-  private readonly controlSent;
-  private readonly resumedSent;
-  private readonly flow: FlowControl<FlowConnection>;
+  private readonly flow: FlowControl<Connection>;
+  /** Shared by every connection of this transport (one object, not a closure per connection). */
+  private readonly connectionContext: ConnectionContext;
+  private readonly sessionObserver: SessionObserver;
   private listenSocket: us_listen_socket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private flowTimer: NodeJS.Timeout | undefined;
@@ -157,17 +124,27 @@ export class Transport {
     private readonly options: TransportOptions,
     private readonly deps: TransportDeps,
   ) {
-    const { metrics } = deps;
+    const { metrics, market } = deps;
     this.sentByChannel = new Map(CHANNELS.map((c) => [c, metrics.messagesSentTotal.labels(c)]));
     this.latencyByChannel = new Map(CHANNELS.map((c) => [c, metrics.feedToSendLatency.labels(c)]));
-    this.controlSent = metrics.messagesSentTotal.labels('control');
-    this.resumedSent = metrics.messagesSentTotal.labels('resumed');
     this.flow = new FlowControl(options.flowControl, {
       slowConsumersChanged: (delta) => metrics.slowConsumers.inc(delta),
       conflated: (channel) => metrics.messagesConflatedTotal.labels(channel).inc(),
       disconnected: (reason) => metrics.slowConsumerDisconnectsTotal.labels(reason).inc(),
     });
     metrics.addQueueSource(() => this.flow.queuedMessages());
+    this.sessionObserver = {
+      subscriptionsChanged: (channel, delta) => metrics.subscriptions.labels(channel).inc(delta),
+      errorSent: (code) => metrics.clientErrorsTotal.labels(code).inc(),
+    };
+    this.connectionContext = {
+      requestInitial: (channel, productId, deliver) => market.requestInitial(channel, productId, deliver),
+      flow: this.flow,
+      controlSent: metrics.messagesSentTotal.labels('control'),
+      resumedSent: metrics.messagesSentTotal.labels('resumed'),
+      sentByChannel: this.sentByChannel,
+      errorSent: this.sessionObserver.errorSent,
+    };
     this.rejections = new SampledLog(deps.logger);
     this.handlerErrors = new SampledLog(deps.logger);
     this.inbound = new InboundRateLimiter(options.limits.messageRate, options.limits.subscribeRate);
@@ -209,7 +186,8 @@ export class Transport {
   /** Hands one serialised message to every subscriber of its topic (uWS writes it, no JS per subscriber). */
   publish(topic: string, channel: Channel, payload: string, receivedAtEpochMs: number): void {
     const captured = this.flow.capturing(topic);
-    if (captured) for (const link of [...captured]) this.flow.capture(link, topic, channel, payload);
+    if (captured)
+      for (const connection of [...captured]) this.flow.capture(connection, topic, channel, payload);
     const subscribers = this.app.numSubscribers(topic);
     if (subscribers === 0) return;
     this.app.publish(topic, payload, false, false);
@@ -237,8 +215,8 @@ export class Transport {
     const slices = Math.max(1, Math.ceil(spreadMs / DRAIN_SLICE_MS));
     const perSlice = Math.ceil(leaving.length / slices);
     const closeSlice = () => {
-      for (const ws of leaving.splice(0, perSlice))
-        this.end(ws, CLOSE_CODES.goingAway, 'going away', 'shutdown');
+      for (const connection of leaving.splice(0, perSlice))
+        connection.end(CLOSE_CODES.goingAway, 'going away', 'shutdown');
       if (leaving.length > 0) this.drainTimer = setTimeout(closeSlice, DRAIN_SLICE_MS);
     };
     closeSlice();
@@ -255,16 +233,9 @@ export class Transport {
     this.app.close();
   }
 
-  private end(ws: WebSocket<Connection>, code: number, message: string, reason: DisconnectReason): void {
-    const connection = ws.getUserData();
-    if (connection.closed) return;
-    connection.closeReason = reason;
-    ws.end(code, message);
-  }
-
   private registerWebSocket(): void {
     const { metrics } = this.deps;
-    this.app.ws<Connection>('/', {
+    this.app.ws<SocketData>('/', {
       // uWS drops a frame over maxPayloadLength with the connection and no message; up to four
       // times our limit we read it and answer "Message too big" instead.
       maxPayloadLength: Math.max(16 * 1024, this.options.maxPayloadBytes * 4),
@@ -277,49 +248,41 @@ export class Transport {
       maxLifetime: 0,
       upgrade: this.guardHttp('upgrade', (res, req, context) => this.upgrade(res, req, context)),
       open: this.guardSocket('open', (ws) => {
-        const connection = ws.getUserData();
-        const adapter = this.connectionAdapter(ws);
-        connection.link = this.flowLink(ws, adapter.attachTopic);
+        const connection = ws.getUserData().connection;
+        connection.opened(ws);
         connection.session = new ClientSession(
-          adapter,
+          connection,
           this.deps.market,
-          {
-            subscriptionsChanged: (channel, delta) => metrics.subscriptions.labels(channel).inc(delta),
-            errorSent: (code) => metrics.clientErrorsTotal.labels(code).inc(),
-          },
+          this.sessionObserver,
           this.options.limits,
         );
-        if (this.options.limits.maxLifetimeMinutes > 0) this.byAge.push(ws);
-        this.open.add(ws);
-        this.awaitingSubscribe.push(ws);
+        if (this.options.limits.maxLifetimeMinutes > 0) this.byAge.push(connection);
+        this.open.add(connection);
+        this.awaitingSubscribe.push(connection);
         metrics.activeConnections.inc();
         metrics.connectionsTotal.inc();
       }),
       message: this.guardSocket('message', (ws, message: ArrayBuffer, isBinary: boolean) =>
-        this.receive(ws, message, isBinary),
+        this.receive(ws.getUserData().connection, message, isBinary),
       ),
       pong: (ws) => {
-        ws.getUserData().lastSeen = performance.now();
+        ws.getUserData().connection.lastSeen = monotonicMs();
       },
-      drain: (ws) => {
-        const { link } = ws.getUserData();
-        if (link) this.flow.drained(link);
-      },
+      drain: (ws) => this.flow.drained(ws.getUserData().connection),
       close: (ws, code) => {
-        const connection = ws.getUserData();
+        const connection = ws.getUserData().connection;
         connection.closed = true;
-        if (connection.link) {
-          // Closed by uWS at maxBackpressure while still slow: a slow-consumer disconnect too.
-          if (!connection.closeReason && this.flow.isSlow(connection.link)) {
-            connection.closeReason = 'slow_consumer';
-            metrics.slowConsumerDisconnectsTotal.labels('backpressure_limit').inc();
-          }
-          this.flow.closed(connection.link);
+        // Closed by uWS at maxBackpressure while still slow: a slow-consumer disconnect too.
+        if (!connection.closeReason && this.flow.isSlow(connection)) {
+          connection.closeReason = 'slow_consumer';
+          metrics.slowConsumerDisconnectsTotal.labels('backpressure_limit').inc();
         }
+        this.flow.closed(connection);
         connection.session?.dispose();
-        this.deps.admission.release(connection.clientKey);
+        // The canonical text parses back to the very address admitted: no need to keep its bytes.
+        this.deps.admission.release(parseIp(connection.clientIp)!);
         this.deps.gate.release(connection.clientIp);
-        this.open.delete(ws);
+        this.open.delete(connection);
         metrics.activeConnections.dec();
         metrics.disconnectionsTotal
           .labels(connection.closeReason ?? this.unrequestedCloseReason(connection, code))
@@ -329,79 +292,8 @@ export class Transport {
     });
   }
 
-  private connectionAdapter(ws: WebSocket<Connection>) {
-    const connection = ws.getUserData();
-    const attachTopic = (channel: Channel, productId: string) => {
-      const topic = topicOf(channel, productId);
-      const token = ++attachTokens;
-      connection.pendingAttaches.set(topic, token);
-      this.deps.market.requestInitial(channel, productId, (initial) => {
-        // The client may have left, unsubscribed, or re-subscribed while we waited.
-        if (connection.closed || connection.pendingAttaches.get(topic) !== token) return;
-        connection.pendingAttaches.delete(topic);
-        const link = connection.link!;
-        if (this.flow.isSlow(link)) {
-          this.flow.captureNew(link, topic, channel, initial);
-          return;
-        }
-        ws.cork(() => {
-          for (const payload of initial) ws.send(payload, false, false);
-        });
-        if (initial.length > 0) this.sentByChannel.get(channel)!.inc(initial.length);
-        ws.subscribe(topic);
-        this.flow.released(link, topic);
-      });
-    };
-    return {
-      attachTopic,
-      sendControl: (payload: string) => {
-        ws.send(payload, false, false);
-        this.controlSent.inc();
-      },
-      attach: attachTopic,
-      detach: (channel: Channel, productId: string) => {
-        const topic = topicOf(channel, productId);
-        connection.pendingAttaches.delete(topic);
-        this.flow.unsubscribed(connection.link!, topic);
-        ws.unsubscribe(topic);
-      },
-    };
-  }
-
-  private flowLink(
-    ws: WebSocket<Connection>,
-    attach: (channel: Channel, productId: string) => void,
-  ): FlowConnection {
-    return {
-      bufferedAmount: () => ws.getBufferedAmount(),
-      topics: () => ws.getTopics(),
-      unsubscribe: (topic) => ws.unsubscribe(topic),
-      subscribe: (topic) => ws.subscribe(topic),
-      sendAll: (payloads) => {
-        ws.cork(() => {
-          for (const payload of payloads) ws.send(payload, false, false);
-        });
-        this.resumedSent.inc(payloads.length);
-      },
-      resnapshot: (topic) => {
-        const colon = topic.indexOf(':');
-        attach(topic.slice(0, colon) as Channel, topic.slice(colon + 1));
-      },
-      disconnectSlow: (reason) =>
-        this.fail(ws, CLIENT_ERRORS.slowConsumer, slowConsumerReasons[reason], {
-          code: CLOSE_CODES.slowConsumer,
-          reason: 'slow_consumer',
-        }),
-    };
-  }
-
   private checkBackpressure(): void {
-    const links: FlowConnection[] = [];
-    for (const ws of this.open) {
-      const { link } = ws.getUserData();
-      if (link) links.push(link);
-    }
-    this.flow.check(links, performance.now());
+    this.flow.check(this.open, performance.now());
   }
 
   /**
@@ -428,8 +320,7 @@ export class Transport {
       req.getHeader('x-forwarded-for'),
       this.options.limits.trustedProxies,
     );
-    const clientKey = addressKey(client);
-    const refused = this.deps.admission.tryAcquire(clientKey);
+    const refused = this.deps.admission.tryAcquire(client);
     if (refused) {
       const perIp = refused === 'per_ip_limit';
       this.reject(res, refused, perIp ? '429 Too Many Requests' : '503 Service Unavailable', perIp ? 5 : 10);
@@ -438,7 +329,7 @@ export class Transport {
     let aborted = false;
     res.onAborted(() => {
       aborted = true;
-      this.deps.admission.release(clientKey);
+      this.deps.admission.release(client);
     });
     const clientIp = formatIp(client);
     void this.deps.gate
@@ -450,7 +341,7 @@ export class Transport {
           return;
         }
         if (!decision.allowed) {
-          this.deps.admission.release(clientKey);
+          this.deps.admission.release(client);
           this.reject(
             res,
             decision.reason,
@@ -460,25 +351,13 @@ export class Transport {
           return;
         }
         if (this.draining) {
-          this.deps.admission.release(clientKey);
+          this.deps.admission.release(client);
           this.deps.gate.release(clientIp);
           this.reject(res, 'draining', '503 Service Unavailable', 1);
           return;
         }
-        const connection: Connection = {
-          id: String(++this.nextConnectionId),
-          clientKey,
-          clientIp,
-          lastSeen: performance.now(),
-          inbound: Promise.resolve(),
-          session: undefined,
-          link: undefined,
-          openedAt: performance.now(),
-          closeReason: undefined,
-          closed: false,
-          pendingAttaches: new Map(),
-        };
-        res.cork(() => res.upgrade(connection, key, protocol, extensions, context));
+        const connection = new Connection(this.connectionContext, clientIp, monotonicMs());
+        res.cork(() => res.upgrade({ connection }, key, protocol, extensions, context));
       });
   }
 
@@ -494,13 +373,12 @@ export class Transport {
     });
   }
 
-  /** Inbound frames: size, then rate limits (in arrival order), then the protocol. */
-  private receive(ws: WebSocket<Connection>, message: ArrayBuffer, isBinary: boolean): void {
-    const connection = ws.getUserData();
-    connection.lastSeen = performance.now();
+  /** Inbound frames: size, then rate limits, then the protocol. */
+  private receive(connection: Connection, message: ArrayBuffer, isBinary: boolean): void {
+    const now = monotonicMs();
+    connection.lastSeen = now;
     if (message.byteLength > this.options.maxPayloadBytes) {
-      this.fail(
-        ws,
+      connection.fail(
         CLIENT_ERRORS.messageTooBig,
         `frames are limited to ${this.options.maxPayloadBytes} bytes`,
         {
@@ -510,42 +388,34 @@ export class Transport {
       );
       return;
     }
-    // uWS neuters the buffer when this callback returns: decode before waiting on the limiter.
-    const text = isBinary ? undefined : DECODER.decode(message);
-    connection.inbound = connection.inbound
-      .then(async () => {
-        const decision = await this.inbound.check(connection.id, text !== undefined);
-        if (connection.closed) return;
-        if (decision === 'flood') {
-          this.fail(ws, CLIENT_ERRORS.flood, 'too many messages: the connection is closed', {
-            code: CLOSE_CODES.flood,
-            reason: 'flood',
-          });
-        } else if (decision === 'subscribe_limited') {
-          this.fail(
-            ws,
-            CLIENT_ERRORS.rateLimited,
-            'too many subscribe/unsubscribe requests: this one was not applied',
-          );
-        } else if (text === undefined) {
-          connection.session?.handleBinary();
-        } else {
-          connection.session?.handleText(text);
-        }
-      })
-      .catch((error: unknown) => this.internalError('message', error, ws));
+    const decision = this.inbound.check(connection, !isBinary, now);
+    if (decision === 'flood') {
+      connection.fail(CLIENT_ERRORS.flood, 'too many messages: the connection is closed', {
+        code: CLOSE_CODES.flood,
+        reason: 'flood',
+      });
+    } else if (decision === 'subscribe_limited') {
+      connection.fail(
+        CLIENT_ERRORS.rateLimited,
+        'too many subscribe/unsubscribe requests: this one was not applied',
+      );
+    } else if (isBinary) {
+      connection.session?.handleBinary();
+    } else {
+      connection.session?.handleText(DECODER.decode(message));
+    }
   }
 
   /**
    * A handler that throws must not take the process down with every other client: the failure is
    * counted and logged (sampled), and only the connection concerned is closed (1011).
    */
-  private internalError(where: string, error: unknown, ws?: WebSocket<Connection>): void {
+  private internalError(where: string, error: unknown, connection?: Connection): void {
     this.deps.metrics.internalErrorsTotal.labels(where).inc();
     this.handlerErrors.warn(where, { err: error }, 'handler failed; the connection concerned is closed');
-    if (ws && !ws.getUserData().closed) {
+    if (connection && !connection.closed) {
       try {
-        this.end(ws, CLOSE_CODES.internalError, 'internal error', 'error');
+        connection.end(CLOSE_CODES.internalError, 'internal error', 'error');
       } catch {
         // Already closing.
       }
@@ -554,13 +424,13 @@ export class Transport {
 
   private guardSocket<A extends unknown[]>(
     where: string,
-    handler: (ws: WebSocket<Connection>, ...rest: A) => void,
-  ): (ws: WebSocket<Connection>, ...rest: A) => void {
+    handler: (ws: WebSocket<SocketData>, ...rest: A) => void,
+  ): (ws: WebSocket<SocketData>, ...rest: A) => void {
     return (ws, ...rest) => {
       try {
         handler(ws, ...rest);
       } catch (error) {
-        this.internalError(where, error, ws);
+        this.internalError(where, error, ws.getUserData().connection);
       }
     };
   }
@@ -585,18 +455,6 @@ export class Transport {
     };
   }
 
-  /** Sends an error; with `close`, then closes the connection with that code. */
-  private fail(
-    ws: WebSocket<Connection>,
-    spec: ClientErrorSpec,
-    reason: string,
-    close?: { code: number; reason: DisconnectReason },
-  ): void {
-    ws.send(encodeClientError(clientError(spec, reason)), false, false);
-    this.deps.metrics.clientErrorsTotal.labels(spec.code).inc();
-    if (close) this.end(ws, close.code, spec.message, close.reason);
-  }
-
   /** A close the gateway did not ask for: the peer left, or uWS closed it (idle timeout, or an abrupt drop). */
   private unrequestedCloseReason(connection: Connection, code: number): DisconnectReason {
     if (code !== 1006) return 'client';
@@ -611,20 +469,17 @@ export class Transport {
     if (maxAgeMs === 0) return;
     const bornBefore = performance.now() - maxAgeMs;
     while (this.byAge.length > 0) {
-      const ws = this.byAge[0]!;
-      const connection = ws.getUserData();
+      const connection = this.byAge[0]!;
       if (!connection.closed && connection.openedAt > bornBefore) return;
       this.byAge.shift();
-      if (!connection.closed)
-        this.end(ws, CLOSE_CODES.maxLifetime, 'max lifetime, reconnect', 'max_lifetime');
+      connection.end(CLOSE_CODES.maxLifetime, 'max lifetime, reconnect', 'max_lifetime');
     }
   }
 
   private closeUnsubscribed(): void {
     const deadline = performance.now() - this.options.subscribeTimeoutMs;
     while (this.awaitingSubscribe.length > 0) {
-      const ws = this.awaitingSubscribe[0]!;
-      const connection = ws.getUserData();
+      const connection = this.awaitingSubscribe[0]!;
       if (connection.closed || connection.session?.hasSubscribed) {
         this.awaitingSubscribe.shift();
         continue;
@@ -632,7 +487,7 @@ export class Transport {
       if (connection.openedAt > deadline) return;
       this.awaitingSubscribe.shift();
       const seconds = this.options.subscribeTimeoutMs / 1000;
-      this.fail(ws, CLIENT_ERRORS.subscribeTimeout, `no subscribe received within ${seconds} seconds`, {
+      connection.fail(CLIENT_ERRORS.subscribeTimeout, `no subscribe received within ${seconds} seconds`, {
         code: CLOSE_CODES.subscribeTimeout,
         reason: 'subscribe_timeout',
       });

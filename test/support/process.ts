@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { GATEWAY_NODE_OPTIONS } from '../../src/node-options.js';
 import { RELAXED_LIMITS } from './gateway.js';
 
 export const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
@@ -21,7 +22,7 @@ process.once('exit', () => {
 
 /** Runs the built gateway as users do and waits for its "listening" log line to learn the port. */
 export async function spawnGateway(env: Record<string, string> = {}): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [...GATEWAY_NODE_OPTIONS, MAIN], {
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', SIM_SEED: '7', ...RELAXED_LIMITS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

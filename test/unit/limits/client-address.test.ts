@@ -762,6 +762,14 @@ describe('addressKey', () => {
     expect(Array.from(addressKey(ip('8000::')))).toEqual([0x80, 0, 0, 0]);
   });
 
+  it('writes into the array it is given, and returns it', () => {
+    const into = new Int32Array(4);
+    expect(addressKey(ip('1.2.3.4'), into)).toBe(into);
+    expect(Array.from(into)).toEqual([0, 0, 0xffff0000 | 0, 0x04030201]);
+    addressKey(ip('8000::'), into);
+    expect(Array.from(into)).toEqual([0x80, 0, 0, 0]);
+  });
+
   it('is equal for equal addresses and differs for different ones', () => {
     expect(addressKey(ip('10.0.0.1'))).toEqual(addressKey(ip('::ffff:10.0.0.1')));
     expect(addressKey(ip('10.0.0.1'))).not.toEqual(addressKey(ip('10.0.0.2')));

@@ -1,0 +1,191 @@
+import type { WebSocket } from 'uWebSockets.js';
+import type { ClientConnection, ClientSession } from '../client/session.js';
+import {
+  CLIENT_ERRORS,
+  CLOSE_CODES,
+  type ClientErrorSpec,
+  clientError,
+  type DisconnectReason,
+  encodeClientError,
+} from '../errors/catalogue.js';
+import { BurstyCount, type InboundCounts } from '../limits/rate-limits.js';
+import { type Channel, topicOf } from '../market/types.js';
+import type { FlowConnection, FlowControl, SlowDisconnectReason } from './flow-control.js';
+
+interface Counter {
+  inc(n?: number): void;
+}
+
+/**
+ * What every connection of one transport uses: built once per transport, so that a connection holds
+ * one reference to it instead of a closure per operation.
+ */
+export interface ConnectionContext {
+  /** MarketAccess.requestInitial: the messages a new subscriber gets first. */
+  requestInitial(channel: Channel, productId: string, deliver: (messages: readonly string[]) => void): void;
+  readonly flow: FlowControl<Connection>;
+  readonly controlSent: Counter;
+  readonly resumedSent: Counter;
+  readonly sentByChannel: ReadonlyMap<Channel, Counter>;
+  errorSent(code: string): void;
+}
+
+const slowConsumerReasons: Readonly<Record<SlowDisconnectReason, string>> = {
+  timeout: 'the connection stayed behind for too long',
+  queue_overflow: 'too many messages queued for the connection',
+};
+let attachTokens = 0;
+
+/**
+ * What a socket carries as its uWS user data. uWS copies the user data's own properties onto the
+ * socket object (getUserData() returns the socket itself, not the object given to upgrade), so a
+ * class instance would lose its prototype: the connection travels in a property.
+ */
+export interface SocketData {
+  readonly connection: Connection;
+}
+
+/**
+ * One WebSocket connection: its state, and the socket as its ClientSession and flow control see it.
+ * Created at upgrade, before uWS has a socket (see `opened`). Idle connections are what a
+ * gateway holds by the thousand, so everything here is paid per connection: methods live on the
+ * prototype, what most connections never need (pending attaches) is only allocated while in use, and
+ * times are whole milliseconds (see monotonicMs).
+ */
+export class Connection implements ClientConnection, FlowConnection, InboundCounts {
+  /** Last frame or pong from the peer (monotonicMs()), to tell an idle timeout from a drop. */
+  lastSeen: number;
+  /** monotonicMs() at upgrade. */
+  readonly openedAt: number;
+  readonly messageCount = new BurstyCount();
+  readonly subscribeCount = new BurstyCount();
+  session: ClientSession | undefined = undefined;
+  /** Set when the gateway decides to close, so the close handler counts the right reason. */
+  closeReason: DisconnectReason | undefined = undefined;
+  closed = false;
+  private socket: WebSocket<SocketData> | undefined = undefined;
+  /** Topic → token of the latest attach still waiting for its initial messages; undefined when none. */
+  private pendingAttaches: Map<string, number> | undefined = undefined;
+
+  constructor(
+    private readonly context: ConnectionContext,
+    /** The client's address as canonical text: the admission and connect-gate key, released on close. */
+    readonly clientIp: string,
+    now: number,
+  ) {
+    this.lastSeen = now;
+    this.openedAt = now;
+  }
+
+  /** uWS opened the socket: from now on the connection can send. */
+  opened(socket: WebSocket<SocketData>): void {
+    this.socket = socket;
+  }
+
+  private get ws(): WebSocket<SocketData> {
+    if (!this.socket) throw new Error('connection used before its socket opened');
+    return this.socket;
+  }
+
+  /** Closes with `code` unless already closed, recording why for the close handler. */
+  end(code: number, message: string, reason: DisconnectReason): void {
+    if (this.closed) return;
+    this.closeReason = reason;
+    this.ws.end(code, message);
+  }
+
+  /** Sends an error; with `close`, then closes the connection with that code. */
+  fail(spec: ClientErrorSpec, reason: string, close?: { code: number; reason: DisconnectReason }): void {
+    this.ws.send(encodeClientError(clientError(spec, reason)), false, false);
+    this.context.errorSent(spec.code);
+    if (close) this.end(close.code, spec.message, close.reason);
+  }
+
+  // --- ClientConnection ----------------------------------------------------------------------
+
+  sendControl(payload: string): void {
+    this.ws.send(payload, false, false);
+    this.context.controlSent.inc();
+  }
+
+  attach(channel: Channel, productId: string): void {
+    const topic = topicOf(channel, productId);
+    const token = ++attachTokens;
+    if (this.pendingAttaches) this.pendingAttaches.set(topic, token);
+    else this.pendingAttaches = new Map([[topic, token]]);
+    this.context.requestInitial(channel, productId, (initial) =>
+      this.initialArrived(topic, channel, token, initial),
+    );
+  }
+
+  detach(channel: Channel, productId: string): void {
+    const topic = topicOf(channel, productId);
+    this.forgetAttach(topic);
+    this.context.flow.unsubscribed(this, topic);
+    this.ws.unsubscribe(topic);
+  }
+
+  // --- FlowConnection ------------------------------------------------------------------------
+
+  bufferedAmount(): number {
+    return this.ws.getBufferedAmount();
+  }
+
+  topics(): readonly string[] {
+    return this.ws.getTopics();
+  }
+
+  subscribe(topic: string): void {
+    this.ws.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    this.ws.unsubscribe(topic);
+  }
+
+  sendAll(payloads: readonly string[]): void {
+    this.sendCorked(payloads);
+    this.context.resumedSent.inc(payloads.length);
+  }
+
+  resnapshot(topic: string): void {
+    const colon = topic.indexOf(':');
+    this.attach(topic.slice(0, colon) as Channel, topic.slice(colon + 1));
+  }
+
+  disconnectSlow(reason: SlowDisconnectReason): void {
+    this.fail(CLIENT_ERRORS.slowConsumer, slowConsumerReasons[reason], {
+      code: CLOSE_CODES.slowConsumer,
+      reason: 'slow_consumer',
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private initialArrived(topic: string, channel: Channel, token: number, initial: readonly string[]): void {
+    // The client may have left, unsubscribed, or re-subscribed while we waited.
+    if (this.closed || this.pendingAttaches?.get(topic) !== token) return;
+    this.forgetAttach(topic);
+    const { flow } = this.context;
+    if (flow.isSlow(this)) {
+      flow.captureNew(this, topic, channel, initial);
+      return;
+    }
+    this.sendCorked(initial);
+    if (initial.length > 0) this.context.sentByChannel.get(channel)!.inc(initial.length);
+    this.ws.subscribe(topic);
+    flow.released(this, topic);
+  }
+
+  private forgetAttach(topic: string): void {
+    if (!this.pendingAttaches?.delete(topic)) return;
+    if (this.pendingAttaches.size === 0) this.pendingAttaches = undefined;
+  }
+
+  private sendCorked(payloads: readonly string[]): void {
+    const ws = this.ws;
+    ws.cork(() => {
+      for (const payload of payloads) ws.send(payload, false, false);
+    });
+  }
+}
