@@ -5,7 +5,12 @@ export function epochMs(): number {
 
 /** Wall-clock time in microseconds since the epoch, with sub-millisecond resolution. */
 export function nowMicros(): number {
-  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return epochMicrosAt(performance.now());
+}
+
+/** The wall-clock time, in microseconds since the epoch, of a performance.now() reading. */
+export function epochMicrosAt(performanceMs: number): number {
+  return Math.floor((performance.timeOrigin + performanceMs) * 1000);
 }
 
 /** ISO-8601 UTC with microseconds, as the Coinbase feed writes times: 2014-11-07T08:19:27.028459Z. */
