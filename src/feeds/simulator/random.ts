@@ -40,12 +40,19 @@ export class Random {
     return -Math.log(1 - this.next()) * mean;
   }
 
+  /** A version 4 UUID from 128 random bits (4 draws), 6 of them overwritten by the version and variant. */
   uuid(): string {
-    const hex = (n: number) => {
-      let s = '';
-      for (let i = 0; i < n; i++) s += this.below(16).toString(16);
-      return s;
-    };
-    return `${hex(8)}-${hex(4)}-4${hex(3)}-${(8 + this.below(4)).toString(16)}${hex(3)}-${hex(12)}`;
+    const a = this.word();
+    const b = this.word();
+    const c = this.word();
+    const d = this.word();
+    return `${hex(a, 8)}-${hex(b >>> 16, 4)}-${hex((b & 0x0fff) | 0x4000, 4)}-${hex(((c >>> 16) & 0x3fff) | 0x8000, 4)}-${hex(c & 0xffff, 4)}${hex(d, 8)}`;
+  }
+
+  /** Uniform 32-bit unsigned integer. */
+  private word(): number {
+    return Math.floor(this.next() * 4294967296);
   }
 }
+
+const hex = (n: number, digits: number): string => n.toString(16).padStart(digits, '0');
