@@ -141,6 +141,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     {
       publish: (topic, channel, payload, receivedAt) =>
         delivery!.publish(topic, channel, payload, receivedAt),
+      hasSubscribers: (topic) => delivery!.hasSubscribers(topic),
     },
     {
       eventApplied: () => feedEvents.inc(),
@@ -236,6 +237,7 @@ async function serveOnMainThread(
   return {
     port,
     publish: (topic, channel, payload, receivedAt) => transport.publish(topic, channel, payload, receivedAt),
+    hasSubscribers: (topic) => transport.hasSubscribers(topic),
     drain: (spreadMs) => transport.drain(spreadMs),
     close: async () => transport.close(),
     closeNow: () => transport.close(),
@@ -269,6 +271,7 @@ async function serveOnWorkers(
   return {
     port,
     publish: (topic, channel, payload, receivedAt) => pool.publish(topic, channel, payload, receivedAt),
+    hasSubscribers: (topic) => pool.hasSubscribers(topic),
     drain: (spreadMs) => pool.drain(spreadMs),
     close: () => pool.close(),
     closeNow: () => pool.closeNow(),

@@ -58,9 +58,13 @@ export function encodeMatch(trade: TradeEvent, type: 'match' | 'last_match'): st
   });
 }
 
-export function encodeTicker(trade: TradeEvent, stats: TradeStats, book: L2Book): string {
-  const bid = book.bids.best();
-  const ask = book.asks.best();
+/** `bid` and `ask`: the best levels right after the trade. */
+export function encodeTicker(
+  trade: TradeEvent,
+  stats: TradeStats,
+  bid: PriceLevel | undefined,
+  ask: PriceLevel | undefined,
+): string {
   return JSON.stringify({
     type: 'ticker',
     sequence: trade.sequence,

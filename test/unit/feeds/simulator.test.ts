@@ -178,6 +178,7 @@ describe('MarketModel', () => {
       publish(_topic: string, channel: Channel, payload: string) {
         if (channel === 'ticker') tickers.push(JSON.parse(payload) as Record<string, unknown>);
       },
+      hasSubscribers: () => true,
     };
     const rejections: Array<[InvalidEventReason, string]> = [];
     const hub = new Hub(
@@ -393,7 +394,7 @@ describe('SimulatorSource', () => {
     let applied = 0;
     const hub = new Hub(
       products,
-      { publish() {} },
+      { publish() {}, hasSubscribers: () => false },
       {
         eventApplied: () => applied++,
         conflated: () => {},
