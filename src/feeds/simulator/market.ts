@@ -60,6 +60,8 @@ class OrderSide {
 const SIGMA_PER_SQRT_SECOND = 0.0004;
 const MAX_LEVELS_PER_SIDE = 40;
 const MIN_LEVELS_PER_SIDE = 5;
+/** Price texts kept for reuse: the book stays within a few hundred ticks of the mid for hours. */
+const MAX_PRICE_TEXTS = 4_096;
 
 /**
  * A price-time order book around a mid price that drifts as geometric Brownian motion. Limit orders
@@ -75,6 +77,8 @@ export class MarketModel {
   private mid: number;
   private sequence = 1;
   private tradeId = 0;
+  /** Ticks → canonical price text: each event writes one, almost always one written before. */
+  private readonly priceTexts = new Map<number, string>();
 
   constructor(
     readonly spec: ProductSpec,
@@ -229,7 +233,14 @@ export class MarketModel {
   }
 
   private price(ticks: number): string {
-    return formatUnits(ticks, this.spec.quoteDecimals);
+    let text = this.priceTexts.get(ticks);
+    if (text === undefined) {
+      // The mid drifts: start over rather than keep every price it ever passed.
+      if (this.priceTexts.size >= MAX_PRICE_TEXTS) this.priceTexts.clear();
+      text = formatUnits(ticks, this.spec.quoteDecimals);
+      this.priceTexts.set(ticks, text);
+    }
+    return text;
   }
 
   private size(lots: number): string {
