@@ -154,6 +154,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     },
     (productId) => feed.requestSnapshot(productId),
     { ...COINBASE_TIMINGS, statusMs: config.statusIntervalMs, throttleMs: config.flowControl.throttleMs },
+    { wellFormedFeed: feed.wellFormed },
   );
   const readiness: Readiness = {
     notReadyReason: () => {

@@ -46,6 +46,14 @@ export type InvalidEventReason =
   | 'awaiting_resync'
   | 'crossed_book';
 
+export interface HubOptions {
+  /**
+   * The feed's events are well-formed by construction (FeedSource.wellFormed): the per-event
+   * format checks are skipped. Sequence, bootstrap and crossing checks apply to every feed.
+   */
+  readonly wellFormedFeed: boolean;
+}
+
 /** Asks the feed for a fresh snapshot of a product. */
 export type SnapshotRequester = (productId: string) => void;
 
@@ -217,6 +225,7 @@ export class Hub implements FeedSink {
     private readonly observer: HubObserver,
     private readonly requestSnapshot: SnapshotRequester,
     private readonly timings: HubTimings,
+    private readonly options: HubOptions = { wellFormedFeed: false },
   ) {
     for (const spec of specs) {
       this.products.set(spec.id, new ProductState(spec, timings, sink, (c) => observer.conflated(c)));
@@ -346,7 +355,7 @@ export class Hub implements FeedSink {
       this.observer.eventRejected('unknown_product', String(event.product_id), 'product is not configured');
       return;
     }
-    const problem = this.malformation(event, state);
+    const problem = this.options.wellFormedFeed ? undefined : this.malformation(event, state);
     if (problem) {
       this.observer.eventRejected('malformed', state.spec.id, problem);
       return;
@@ -495,7 +504,7 @@ export class Hub implements FeedSink {
     }
   }
 
-  /** Value checks every source's events get: a malformed event must not reach the book. */
+  /** Value checks for a source that is not well-formed by construction: a malformed event must not reach the book. */
   private malformation(event: FeedEvent, state: ProductState): string | undefined {
     if (!Number.isSafeInteger(event.sequence) || event.sequence < 1)
       return 'sequence is not a positive integer';

@@ -16,6 +16,8 @@ export interface SimulatorOptions {
 /** The built-in feed: one MarketModel per product, stepped at a fixed rate on a grid of ticks. */
 export class SimulatorSource implements FeedSource {
   readonly name = 'simulator';
+  /** Its prices and sizes come from formatUnits, its times from isoMicros (test/unit/feeds/simulator.test.ts feeds a checking hub). */
+  readonly wellFormed = true;
   private readonly markets: MarketModel[];
   private sink: FeedSink | undefined;
   private timer: NodeJS.Timeout | undefined;

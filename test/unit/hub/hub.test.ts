@@ -1497,6 +1497,20 @@ describe('topics without subscribers', () => {
   });
 });
 
+describe('a well-formed feed', () => {
+  it('skips the format checks, not the sequence and book checks', () => {
+    sink = new RecordingSink();
+    observer = new RecordingObserver();
+    hub = new Hub([BTC], sink, observer, () => {}, TIMINGS, { wellFormedFeed: true });
+    hub.onEvent(update(5, [['buy', '100.00', '1.00000000', 1]]), 0);
+    hub.onEvent(snapshot(10), 0);
+    hub.onEvent(update(11, [['buy', '101.50', '1.00000000', 1]]), 0);
+    hub.onEvent(snapshot(20), 0);
+    hub.onEvent(update(22, [['buy', '100.50', '1.00000000', 1]]), 0);
+    expect(observer.reasons()).toEqual(['not_bootstrapped', 'crossed_book', 'sequence_gap']);
+  });
+});
+
 describe('REST views', () => {
   it('restBook level 1 gives the best bid and ask as [price, size, num_orders] with the sequence', () => {
     bootstrapped();
