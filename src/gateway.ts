@@ -145,6 +145,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     {
       publish: (topic, channel, payload, receivedAt) =>
         delivery!.publish(topic, channel, payload, receivedAt),
+      hasSubscribers: (topic) => delivery!.hasSubscribers(topic),
     },
     {
       eventApplied: () => feedEvents.inc(),
@@ -157,6 +158,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
     },
     (productId) => feed.requestSnapshot(productId),
     { ...COINBASE_TIMINGS, statusMs: config.statusIntervalMs, throttleMs: config.flowControl.throttleMs },
+    { wellFormedFeed: feed.wellFormed },
   );
   const readiness: Readiness = {
     notReadyReason: () => {
@@ -240,6 +242,7 @@ async function serveOnMainThread(
   return {
     port,
     publish: (topic, channel, payload, receivedAt) => transport.publish(topic, channel, payload, receivedAt),
+    hasSubscribers: (topic) => transport.hasSubscribers(topic),
     drain: (spreadMs) => transport.drain(spreadMs),
     close: async () => transport.close(),
     closeNow: () => transport.close(),
@@ -273,6 +276,7 @@ async function serveOnWorkers(
   return {
     port,
     publish: (topic, channel, payload, receivedAt) => pool.publish(topic, channel, payload, receivedAt),
+    hasSubscribers: (topic) => pool.hasSubscribers(topic),
     drain: (spreadMs) => pool.drain(spreadMs),
     close: () => pool.close(),
     closeNow: () => pool.closeNow(),

@@ -328,9 +328,8 @@ export function targets(
       note:
         `${fmt.ms(gP50)} vs ${fmt.ms(uP50)} ms (mean of its runs)` +
         (late !== undefined
-          ? `; raw uWS's times are its scheduled times and its publisher's ticks fired ${fmt.fixed(late, 3)} ms ` +
-            "late at p50, while the gateway's simulator stamps the time its tick fired: net of that, " +
-            `${value + late >= 0 ? '+' : ''}${fmt.fixed(value + late, 3)} ms`
+          ? "; both stamp messages with their tick's scheduled time, so a late timer counts as latency " +
+            `in both (raw uWS's publisher's ticks fired ${fmt.fixed(late, 3)} ms late at p50)`
           : ''),
     });
   }

@@ -53,6 +53,12 @@ export interface FeedSink {
 export interface FeedSource {
   /** Low-cardinality name used as the `source` metric label. */
   readonly name: string;
+  /**
+   * True when every event is well-formed by construction (canonical decimals, ISO-8601 times,
+   * integer sequences), so the hub can skip its per-event format checks; false for any source
+   * that decodes data from outside the process.
+   */
+  readonly wellFormed: boolean;
   start(sink: FeedSink): Promise<void>;
   stop(): Promise<void>;
   /** Undefined while events can flow; otherwise why not (drives /readyz). */

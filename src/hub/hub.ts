@@ -2,7 +2,7 @@ import type { ProductSpec } from '../config/products.js';
 import type { FeedEvent, FeedSink, SnapshotEvent, TradeEvent } from '../feeds/types.js';
 import { canonicalPattern, isZero } from '../market/decimal.js';
 import { epochMs, isIsoTime, isoMicros, nowMicros } from '../market/time.js';
-import { type BookChange, type Channel, type PriceLevel, topicOf } from '../market/types.js';
+import { type BookChange, CHANNELS, type Channel, type PriceLevel, topicOf } from '../market/types.js';
 import { L2Book } from './book.js';
 import {
   encodeHeartbeat,
@@ -19,6 +19,12 @@ import { Throttle } from './throttle.js';
 /** Where the hub hands each serialised message; the transport delivers it to the topic's subscribers. */
 export interface PublicationSink {
   publish(topic: string, channel: Channel, payload: string, receivedAt: number): void;
+  /**
+   * Whether a message published on `topic` now would reach anyone. The hub builds messages only for
+   * topics that have subscribers; a new subscriber's first messages come from the hub's state
+   * (initialMessages), so it must count here from the moment those are taken.
+   */
+  hasSubscribers(topic: string): boolean;
 }
 
 /** What the hub reports about upstream events; wired to metrics and sampled logs. */
@@ -39,6 +45,14 @@ export type InvalidEventReason =
   | 'sequence_gap'
   | 'awaiting_resync'
   | 'crossed_book';
+
+export interface HubOptions {
+  /**
+   * The feed's events are well-formed by construction (FeedSource.wellFormed): the per-event
+   * format checks are skipped. Sequence, bootstrap and crossing checks apply to every feed.
+   */
+  readonly wellFormedFeed: boolean;
+}
 
 /** Asks the feed for a fresh snapshot of a product. */
 export type SnapshotRequester = (productId: string) => void;
@@ -73,6 +87,13 @@ interface TickerUpdate {
   readonly receivedAt: number;
 }
 
+/** Each side and price once, with its latest change, in the order each first appears. */
+function byLevel(changes: readonly BookChange[]): Map<string, BookChange> {
+  const levels = new Map<string, BookChange>();
+  for (const change of changes) levels.set(`${change[0]}${change[1]}`, change);
+  return levels;
+}
+
 function mergeChanges(pending: MergedChanges | undefined, next: MergedChanges): MergedChanges {
   if (!pending) return next;
   for (const [key, change] of next.changes) pending.changes.set(key, change);
@@ -89,6 +110,34 @@ function latestTicker(pending: TickerUpdate | undefined, next: TickerUpdate): Ti
 
 const RESYNC_RETRY_MS = 1_000;
 
+/**
+ * The ticker of a trade, from the book and statistics as they were right after it, serialised only
+ * when first needed: when nobody subscribes to the ticker channels, only a later subscriber's
+ * first message needs it. Reading the statistics later gives the same figures as long as no other
+ * trade was recorded since, which holds because only the latest trade's ticker is kept.
+ */
+class TradeTicker {
+  private payload: string | undefined;
+
+  constructor(
+    private readonly trade: TradeEvent,
+    private readonly stats: RollingStats,
+    private readonly statsAtMs: number,
+    private readonly bid: PriceLevel | undefined,
+    private readonly ask: PriceLevel | undefined,
+  ) {}
+
+  encoded(): string {
+    this.payload ??= encodeTicker(
+      this.trade,
+      this.stats.read(this.statsAtMs, this.trade.price),
+      this.bid,
+      this.ask,
+    );
+    return this.payload;
+  }
+}
+
 class ProductState {
   readonly book = new L2Book();
   readonly stats: RollingStats;
@@ -102,6 +151,9 @@ class ProductState {
   lastResyncRequest = Number.NEGATIVE_INFINITY;
   lastTradeId = 0;
   lastTrade: TradeEvent | undefined;
+  latestTicker: TradeTicker | undefined;
+  /** The product's topic on each channel. */
+  readonly topics: Readonly<Record<Channel, string>>;
   private snapshotCache: { sequence: number; payload: string } | undefined;
   /** Conflation per channel, once for all subscribers: its cost grows with products, not clients. */
   readonly level2: Throttle<MergedChanges>;
@@ -112,12 +164,18 @@ class ProductState {
   constructor(
     readonly spec: ProductSpec,
     timings: HubTimings,
-    publish: (channel: Channel, payload: string, receivedAt: number) => void,
+    sink: PublicationSink,
     conflated: (channel: Channel) => void,
   ) {
     this.stats = new RollingStats(spec.baseDecimals);
+    this.topics = Object.fromEntries(CHANNELS.map((c) => [c, topicOf(c, spec.id)])) as Record<
+      Channel,
+      string
+    >;
     this.pricePattern = canonicalPattern(spec.quoteDecimals);
     this.sizePattern = canonicalPattern(spec.baseDecimals);
+    const publish = (channel: Channel, payload: string, receivedAt: number) =>
+      sink.publish(this.topics[channel], channel, payload, receivedAt);
     const changes = (channel: 'level2' | 'level2_batch', intervalMs: number) =>
       new Throttle<MergedChanges>(
         intervalMs,
@@ -167,11 +225,10 @@ export class Hub implements FeedSink {
     private readonly observer: HubObserver,
     private readonly requestSnapshot: SnapshotRequester,
     private readonly timings: HubTimings,
+    private readonly options: HubOptions = { wellFormedFeed: false },
   ) {
     for (const spec of specs) {
-      const publish = (channel: Channel, payload: string, receivedAt: number) =>
-        sink.publish(topicOf(channel, spec.id), channel, payload, receivedAt);
-      this.products.set(spec.id, new ProductState(spec, timings, publish, (c) => observer.conflated(c)));
+      this.products.set(spec.id, new ProductState(spec, timings, sink, (c) => observer.conflated(c)));
     }
     this.specs = specs;
     this.statusPayload = encodeStatus(specs, null);
@@ -226,14 +283,22 @@ export class Hub implements FeedSink {
         return [state.snapshot()];
       case 'matches':
         return state.lastTrade ? [encodeMatch(state.lastTrade, 'last_match')] : [];
-      // The last ticker that went out on this channel: a pending one follows when its interval ends.
       case 'ticker':
-        return state.ticker.lastEmitted ? [state.ticker.lastEmitted.payload] : [];
+        return this.initialTicker(state, state.ticker);
       case 'ticker_batch':
-        return state.tickerBatch.lastEmitted ? [state.tickerBatch.lastEmitted.payload] : [];
+        return this.initialTicker(state, state.tickerBatch);
       case 'heartbeat':
         return [];
     }
+  }
+
+  /**
+   * The latest trade's ticker; but while a ticker waits out the channel's interval, the last one
+   * that went out on it, the pending one following when the interval ends.
+   */
+  private initialTicker(state: ProductState, channel: Throttle<TickerUpdate>): string[] {
+    if (channel.hasPending && channel.lastEmitted) return [channel.lastEmitted.payload];
+    return state.latestTicker ? [state.latestTicker.encoded()] : [];
   }
 
   hasProduct(productId: string): boolean {
@@ -290,7 +355,7 @@ export class Hub implements FeedSink {
       this.observer.eventRejected('unknown_product', String(event.product_id), 'product is not configured');
       return;
     }
-    const problem = this.malformation(event, state);
+    const problem = this.options.wellFormedFeed ? undefined : this.malformation(event, state);
     if (problem) {
       this.observer.eventRejected('malformed', state.spec.id, problem);
       return;
@@ -327,7 +392,7 @@ export class Hub implements FeedSink {
     state.sequence = event.sequence;
     state.time = event.time;
     this.observer.eventApplied();
-    this.publishBookChanges(state, event.changes, event.time, receivedAt);
+    this.publishBookChanges(state, event.changes, receivedAt);
     if (event.type === 'trade') this.publishTrade(state, event, receivedAt);
   }
 
@@ -369,45 +434,69 @@ export class Hub implements FeedSink {
     this.observer.eventApplied();
     // Subscribers of a resynchronised product rebuild their books from this snapshot.
     const payload = state.snapshot();
-    this.sink.publish(topicOf('level2', state.spec.id), 'level2', payload, receivedAt);
-    this.sink.publish(topicOf('level2_batch', state.spec.id), 'level2_batch', payload, receivedAt);
+    this.sink.publish(state.topics.level2, 'level2', payload, receivedAt);
+    this.sink.publish(state.topics.level2_batch, 'level2_batch', payload, receivedAt);
   }
 
-  private publishBookChanges(
-    state: ProductState,
-    changes: readonly BookChange[],
-    time: string,
-    receivedAt: number,
-  ): void {
-    const merged = () => {
-      const byLevel = new Map<string, BookChange>();
-      for (const change of changes) byLevel.set(`${change[0]}${change[1]}`, change);
-      return { changes: byLevel, sequence: state.sequence, time, receivedAt };
-    };
-    state.level2.offer(merged());
-    state.level2Batch.offer(merged());
+  /**
+   * The event's changes on the book channels that have subscribers. On one without, what is
+   * pending is dropped: it would miss the changes skipped from now on, and a later subscriber
+   * starts from a snapshot of the book anyway.
+   */
+  private publishBookChanges(state: ProductState, changes: readonly BookChange[], receivedAt: number): void {
+    const { sequence, time } = state;
+    const { level2, level2_batch } = state.topics;
+    if (!this.sink.hasSubscribers(level2)) {
+      if (state.level2.hasPending) state.level2.discard();
+    } else if (this.timings.throttleMs === 0) {
+      // Every event on its own (WS_THROTTLE_MS=0): nothing to merge or hold back.
+      const levels = changes.length === 1 ? changes : byLevel(changes).values();
+      this.sink.publish(level2, 'level2', encodeL2Update(state.spec.id, levels, time, sequence), receivedAt);
+    } else {
+      state.level2.offer({ changes: byLevel(changes), sequence, time, receivedAt });
+    }
+    if (!this.sink.hasSubscribers(level2_batch)) {
+      if (state.level2Batch.hasPending) state.level2Batch.discard();
+    } else {
+      state.level2Batch.offer({ changes: byLevel(changes), sequence, time, receivedAt });
+    }
   }
 
   private publishTrade(state: ProductState, trade: TradeEvent, receivedAt: number): void {
-    const id = state.spec.id;
     state.lastTrade = trade;
     state.lastTradeId = trade.trade_id;
     state.stats.record(trade.price, trade.size, Date.parse(trade.time));
+    const { matches, ticker, ticker_batch } = state.topics;
     // Matches are never conflated or delayed.
-    this.sink.publish(topicOf('matches', id), 'matches', encodeMatch(trade, 'match'), receivedAt);
-    const payload = encodeTicker(trade, state.stats.read(Date.now(), trade.price), state.book);
-    state.ticker.offer({ payload, receivedAt });
-    state.tickerBatch.offer({ payload, receivedAt });
+    if (this.sink.hasSubscribers(matches))
+      this.sink.publish(matches, 'matches', encodeMatch(trade, 'match'), receivedAt);
+    const { book } = state;
+    const latest = new TradeTicker(trade, state.stats, Date.now(), book.bids.best(), book.asks.best());
+    state.latestTicker = latest;
+    this.offerTicker(state.ticker, ticker, latest, receivedAt);
+    this.offerTicker(state.tickerBatch, ticker_batch, latest, receivedAt);
+  }
+
+  /** As for the book channels, a ticker channel without subscribers drops what it holds. */
+  private offerTicker(
+    channel: Throttle<TickerUpdate>,
+    topic: string,
+    ticker: TradeTicker,
+    receivedAt: number,
+  ): void {
+    if (this.sink.hasSubscribers(topic)) channel.offer({ payload: ticker.encoded(), receivedAt });
+    else if (channel.hasPending) channel.discard();
   }
 
   private publishHeartbeats(): void {
     const time = isoMicros(nowMicros());
     const now = epochMs();
     for (const state of this.products.values()) {
-      if (state.sequence === 0) continue;
+      const topic = state.topics.heartbeat;
+      if (state.sequence === 0 || !this.sink.hasSubscribers(topic)) continue;
       const id = state.spec.id;
       this.sink.publish(
-        topicOf('heartbeat', id),
+        topic,
         'heartbeat',
         encodeHeartbeat(id, state.sequence, state.lastTradeId, time),
         now,
@@ -415,7 +504,7 @@ export class Hub implements FeedSink {
     }
   }
 
-  /** Value checks every source's events get: a malformed event must not reach the book. */
+  /** Value checks for a source that is not well-formed by construction: a malformed event must not reach the book. */
   private malformation(event: FeedEvent, state: ProductState): string | undefined {
     if (!Number.isSafeInteger(event.sequence) || event.sequence < 1)
       return 'sequence is not a positive integer';

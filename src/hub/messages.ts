@@ -1,6 +1,6 @@
 import { CURRENCIES, type ProductSpec } from '../config/products.js';
 import type { TradeEvent } from '../feeds/types.js';
-import type { BookChange, PriceLevel, Side } from '../market/types.js';
+import type { BookChange, PriceLevel } from '../market/types.js';
 import type { L2Book } from './book.js';
 import type { TradeStats } from './rolling-stats.js';
 
@@ -10,7 +10,6 @@ import type { TradeStats } from './rolling-stats.js';
  */
 
 const priceAndSize = (level: PriceLevel): [string, string] => [level[0], level[1]];
-const wireChange = (change: BookChange): [Side, string, string] => [change[0], change[1], change[2]];
 
 export function encodeSnapshot(productId: string, book: L2Book, sequence: number, time: string): string {
   return JSON.stringify({
@@ -23,19 +22,25 @@ export function encodeSnapshot(productId: string, book: L2Book, sequence: number
   });
 }
 
+/**
+ * Byte for byte what JSON.stringify writes for {type: 'l2update', product_id, changes: [[side,
+ * price, size], ...], time, sequence}, without building that object: this runs for every upstream
+ * event. Written out without escaping, which the hub's validation makes safe: sides are 'buy' or
+ * 'sell', prices and sizes canonical decimals, times ISO-8601 and sequences safe integers.
+ */
 export function encodeL2Update(
   productId: string,
   changes: Iterable<BookChange>,
   time: string,
   sequence: number,
 ): string {
-  return JSON.stringify({
-    type: 'l2update',
-    product_id: productId,
-    changes: Array.from(changes, wireChange),
-    time,
-    sequence,
-  });
+  let json = `{"type":"l2update","product_id":${JSON.stringify(productId)},"changes":[`;
+  let first = true;
+  for (const [side, price, size] of changes) {
+    json += `${first ? '' : ','}["${side}","${price}","${size}"]`;
+    first = false;
+  }
+  return `${json}],"time":"${time}","sequence":${sequence}}`;
 }
 
 export function encodeMatch(trade: TradeEvent, type: 'match' | 'last_match'): string {
@@ -53,9 +58,13 @@ export function encodeMatch(trade: TradeEvent, type: 'match' | 'last_match'): st
   });
 }
 
-export function encodeTicker(trade: TradeEvent, stats: TradeStats, book: L2Book): string {
-  const bid = book.bids.best();
-  const ask = book.asks.best();
+/** `bid` and `ask`: the best levels right after the trade. */
+export function encodeTicker(
+  trade: TradeEvent,
+  stats: TradeStats,
+  bid: PriceLevel | undefined,
+  ask: PriceLevel | undefined,
+): string {
   return JSON.stringify({
     type: 'ticker',
     sequence: trade.sequence,

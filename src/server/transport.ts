@@ -183,6 +183,11 @@ export class Transport {
     return this.open.size;
   }
 
+  /** Whether a message published on `topic` now would reach anyone: a subscriber, or a slow connection taken off it. */
+  hasSubscribers(topic: string): boolean {
+    return this.app.numSubscribers(topic) > 0 || this.flow.capturing(topic) !== undefined;
+  }
+
   /** Hands one serialised message to every subscriber of its topic (uWS writes it, no JS per subscriber). */
   publish(topic: string, channel: Channel, payload: string, receivedAtEpochMs: number): void {
     const captured = this.flow.capturing(topic);

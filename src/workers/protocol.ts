@@ -27,7 +27,16 @@ export type MainToWorker =
   | { readonly kind: 'listen'; readonly port: number }
   /** One turn's publications, framed by encodeBatch. */
   | { readonly kind: 'batch'; readonly data: string; readonly count: number }
-  | { readonly kind: 'initial'; readonly id: number; readonly messages: readonly string[] }
+  /**
+   * A new subscriber's first messages. From this answer on, the main thread publishes the topic to
+   * the worker (the hub builds its messages) until the worker gives back this grant.
+   */
+  | {
+      readonly kind: 'initial';
+      readonly id: number;
+      readonly messages: readonly string[];
+      readonly grant: number;
+    }
   | { readonly kind: 'reply'; readonly id: number; readonly reply: HttpReply }
   | { readonly kind: 'collect'; readonly id: number }
   | { readonly kind: 'admitted'; readonly id: number; readonly decision: GateDecision }
@@ -46,6 +55,11 @@ export type WorkerToMain =
   | { readonly kind: 'metrics'; readonly id: number }
   | { readonly kind: 'admit'; readonly id: number; readonly clientIp: string }
   | { readonly kind: 'release'; readonly clientIp: string }
+  /**
+   * Nobody on this worker is on the topic any more, as of the latest grant it had received for it;
+   * ignored if the main thread has granted the topic again since (an answer still on its way).
+   */
+  | { readonly kind: 'topic-unused'; readonly topic: string; readonly grant: number }
   | { readonly kind: 'collected'; readonly id: number; readonly metrics: unknown };
 
 /**

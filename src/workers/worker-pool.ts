@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { PublicationSink } from '../hub/hub.js';
 import type { SharedCounterTable } from '../limits/shared-counters.js';
-import type { Channel } from '../market/types.js';
+import { type Channel, topicOf } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { HttpQuery, HttpReply } from '../server/http-routes.js';
 import type { ConnectGate, TransportOptions } from '../server/transport.js';
@@ -40,6 +40,8 @@ interface Slot {
   worker: Worker;
   /** Client IPs of the connections this worker holds through the gate, released if it dies. */
   readonly admitted: Map<string, number>;
+  /** Topics this worker has subscribers on, with the latest grant it was given for each. */
+  readonly grants: Map<string, number>;
   listening: boolean;
   /** Its loop is stuck: it gets no batches and is being (or could not be) replaced. */
   stalled: boolean;
@@ -66,6 +68,9 @@ export class WorkerPool implements PublicationSink {
   private readonly inflight: Int32Array;
   private readonly control: Int32Array;
   private readonly collections = new Map<number, (json: MetricsJson | undefined) => void>();
+  /** Topic → how many workers hold a grant for it: the topics worth building messages for. */
+  private readonly topicHolders = new Map<string, number>();
+  private lastGrant = 0;
   private flushScheduled = false;
   private port = 0;
   private stopping = false;
@@ -103,6 +108,11 @@ export class WorkerPool implements PublicationSink {
     let total = this.batch.size;
     for (let i = 0; i < this.options.threads; i++) total += Atomics.load(this.inflight, i);
     return total;
+  }
+
+  /** Whether some worker has subscribers on the topic (or has just been sent their first messages). */
+  hasSubscribers(topic: string): boolean {
+    return this.topicHolders.has(topic);
   }
 
   publish(topic: string, channel: Channel, payload: string, receivedAtEpochMs: number): void {
@@ -217,6 +227,7 @@ export class WorkerPool implements PublicationSink {
     const slot: Slot = {
       worker,
       admitted: new Map(),
+      grants: new Map(),
       listening: false,
       stalled: false,
       lastTick: 0,
@@ -251,6 +262,7 @@ export class WorkerPool implements PublicationSink {
     for (const [clientIp, count] of slot.admitted)
       for (let i = 0; i < count; i++) this.market.gate.release(clientIp);
     slot.admitted.clear();
+    for (const topic of [...slot.grants.keys()]) this.releaseTopic(slot, topic);
     if (this.stopping || this.slots[index] !== slot) return;
     if (!slot.stalled) {
       this.logger.error(
@@ -273,15 +285,25 @@ export class WorkerPool implements PublicationSink {
 
   private onMessage(slot: Slot, message: WorkerToMain): void {
     switch (message.kind) {
-      case 'initial':
+      case 'initial': {
         // Everything published before this point must reach the worker before the snapshot does,
-        // and nothing after it: flush, then answer on the same ordered channel.
+        // and nothing after it: flush, then answer on the same ordered channel. From here on the
+        // topic's messages must be built for this worker: the grant is registered with the answer.
         this.flush();
+        const topic = topicOf(message.channel, message.productId);
+        if (!slot.grants.has(topic)) this.topicHolders.set(topic, (this.topicHolders.get(topic) ?? 0) + 1);
+        const grant = ++this.lastGrant;
+        slot.grants.set(topic, grant);
         slot.worker.postMessage({
           kind: 'initial',
           id: message.id,
           messages: this.market.initialMessages(message.channel, message.productId),
+          grant,
         } satisfies MainToWorker);
+        return;
+      }
+      case 'topic-unused':
+        if (slot.grants.get(message.topic) === message.grant) this.releaseTopic(slot, message.topic);
         return;
       case 'http':
         slot.worker.postMessage({
@@ -321,6 +343,13 @@ export class WorkerPool implements PublicationSink {
       case 'listen-failed':
         return;
     }
+  }
+
+  private releaseTopic(slot: Slot, topic: string): void {
+    slot.grants.delete(topic);
+    const holders = (this.topicHolders.get(topic) ?? 1) - 1;
+    if (holders > 0) this.topicHolders.set(topic, holders);
+    else this.topicHolders.delete(topic);
   }
 
   /** A worker's registry, or undefined if it does not answer in time (dying, stuck): a scrape always answers. */

@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ConnectionAdmission } from '../limits/admission.js';
 import { SharedCounterTable } from '../limits/shared-counters.js';
 import { createLogger } from '../logging/logger.js';
+import { topicOf } from '../market/types.js';
 import { createMetrics } from '../metrics/metrics.js';
 import type { HttpReply } from '../server/http-routes.js';
 import { type GateDecision, type MarketAccess, Transport } from '../server/transport.js';
@@ -32,7 +33,12 @@ const products = new Set(start.productIds);
 const workerLabel = metrics.workerConnections.labels(String(start.index));
 
 let nextId = 0;
-const pendingInitial = new Map<number, (messages: readonly string[]) => void>();
+const pendingInitial = new Map<
+  number,
+  { readonly topic: string; readonly deliver: (messages: readonly string[]) => void }
+>();
+/** Topics the main thread publishes to this worker, with the latest grant received for each. */
+const granted = new Map<string, number>();
 const pendingReplies = new Map<number, (reply: HttpReply) => void>();
 const pendingAdmissions = new Map<number, (decision: GateDecision) => void>();
 
@@ -52,7 +58,7 @@ const market: MarketAccess = {
   hasProduct: (productId) => products.has(productId),
   requestInitial(channel, productId, deliver) {
     const id = ++nextId;
-    pendingInitial.set(id, deliver);
+    pendingInitial.set(id, { topic: topicOf(channel, productId), deliver });
     post({ kind: 'initial', id, channel, productId });
   },
   http: (query) => ask((id) => ({ kind: 'http', id, query })),
@@ -89,10 +95,21 @@ const connectionsTimer = setInterval(() => {
   workerLabel.set(transport.connectionCount);
 }, 1_000);
 
+// Topics nobody here is on any more are given back, so the hub stops building their messages.
+const TOPIC_SWEEP_MS = 1_000;
+const topicSweepTimer = setInterval(() => {
+  for (const [topic, grant] of granted) {
+    if (transport.hasSubscribers(topic)) continue;
+    granted.delete(topic);
+    post({ kind: 'topic-unused', topic, grant });
+  }
+}, TOPIC_SWEEP_MS);
+
 /** Closes the uWS app before the thread ends: a thread that ends with uWS handles open aborts the process. */
 function finish(code: number): never {
   clearInterval(livenessTimer);
   clearInterval(connectionsTimer);
+  clearInterval(topicSweepTimer);
   transport.close();
   Atomics.add(control, CONTROL.closed, 1);
   Atomics.notify(control, CONTROL.closed);
@@ -131,9 +148,11 @@ port.on('message', (message: MainToWorker) => {
       Atomics.sub(inflight, start.index, message.count);
       return;
     case 'initial': {
-      const deliver = pendingInitial.get(message.id);
+      const pending = pendingInitial.get(message.id);
       pendingInitial.delete(message.id);
-      deliver?.(message.messages);
+      if (!pending) return;
+      granted.set(pending.topic, message.grant);
+      pending.deliver(message.messages);
       return;
     }
     case 'reply': {

@@ -90,6 +90,51 @@ describe.each([2, 3])('WS_WORKER_THREADS=%i', (threads) => {
   });
 });
 
+describe('topics nobody is on', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /**
+   * Subscribes to BTC-USD level2 and follows the l2updates after the snapshot for `ms` (longer than
+   * a worker's sweep of its topics), each the next sequence.
+   */
+  async function follow(client: TestClient, ms: number): Promise<void> {
+    client.subscribe(['level2'], ['BTC-USD']);
+    let sequence = (await client.nextOfType('snapshot')).sequence as number;
+    const until = performance.now() + ms;
+    while (performance.now() < until) {
+      const update = await client.nextOfType('l2update', 1_000);
+      expect(update.sequence).toBe(++sequence);
+    }
+  }
+
+  /** Unsubscribes, and skips whatever the old subscription still delivered before the reply. */
+  async function leave(client: TestClient): Promise<void> {
+    client.send({ type: 'unsubscribe', product_ids: ['BTC-USD'], channels: ['level2'] });
+    await client.next((m) => m.type === 'subscriptions');
+  }
+
+  it('come back complete and ordered for every new subscriber, however subscriptions come and go', async () => {
+    const threads = 2;
+    gw = await startTestGateway({ WS_WORKER_THREADS: String(threads), SIM_EVENTS_PER_SEC: '400' });
+    const clients = await connectSpread(gw, threads, 8);
+    await Promise.all(clients.map((c) => follow(c, 100)));
+    // Everyone leaves: within a second the workers give the topic back and the hub stops building it.
+    await Promise.all(clients.map((c) => leave(c)));
+    await sleep(1_500);
+    // Then subscriptions come and go at random, some while a worker is giving the topic back.
+    await Promise.all(
+      clients.map(async (client, i) => {
+        for (let round = 0; round < 3; round++) {
+          await sleep(((i * 7 + round * 13) % 10) * 120);
+          await follow(client, 1_300);
+          await leave(client);
+        }
+      }),
+    );
+    await Promise.all(clients.map((c) => c.close()));
+  });
+});
+
 describe('a worker that dies', () => {
   it('is replaced within a second; its clients are disconnected; the others are undisturbed', async () => {
     const threads = 3;

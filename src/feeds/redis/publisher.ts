@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ProductSpec } from '../../config/products.js';
-import { isoMicros, nowMicros } from '../../market/time.js';
+import { epochMicrosAt, isoMicros } from '../../market/time.js';
 import type { MarketModel } from '../simulator/market.js';
-import { createMarkets, StepPacer } from '../simulator/pacing.js';
+import { createMarkets, TickPacer } from '../simulator/pacing.js';
 import type { FeedEvent, SnapshotEvent } from '../types.js';
 import { EVENT_FIELD, redisKeys } from './contract.js';
 
@@ -78,7 +78,7 @@ class RedisPublisher implements Publisher {
   private readonly pending = new Set<PendingWrite>();
   private readonly inFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
-  private readonly pacer: StepPacer;
+  private readonly pacer: TickPacer;
   /** performance.now() at which the next tick writes snapshots. */
   private nextSnapshotAt = Number.POSITIVE_INFINITY;
   private publishedEvents = 0;
@@ -93,7 +93,7 @@ class RedisPublisher implements Publisher {
     private readonly logger: Logger,
   ) {
     this.markets = createMarkets(options.products, options.eventsPerSecond, options.seed);
-    this.pacer = new StepPacer(options.eventsPerSecond);
+    this.pacer = new TickPacer(options.eventsPerSecond, TICK_MS);
     this.started = new Promise((resolve) => {
       this.markStarted = resolve;
     });
@@ -143,14 +143,19 @@ class RedisPublisher implements Publisher {
   }
 
   books(): SnapshotEvent[] {
-    const time = isoMicros(nowMicros());
+    const time = this.bookTime();
     return this.markets.map((market) => market.snapshot(time));
+  }
+
+  /** The books are as of the latest tick: a snapshot carries its time, never later than the next event's. */
+  private bookTime(): string {
+    return isoMicros(epochMicrosAt(this.pacer.lastTickAt));
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     this.timer = undefined;
     // Let the last pipelines land (a connection that drops meanwhile fails them through 'close'),
     // but do not wait on a Redis that stopped answering.
@@ -178,21 +183,30 @@ class RedisPublisher implements Publisher {
     if (this.timer === undefined) {
       // The markets start moving once there is somewhere to write them.
       this.pacer.reset();
-      this.timer = setInterval(() => this.tick(), TICK_MS);
+      this.schedule();
     }
   }
 
-  /** SimulatorSource.tick's catch-up: the steps that came due since the last tick, bounded. */
-  private tick(): void {
+  private schedule(): void {
+    this.timer = setTimeout(() => this.wake(), this.pacer.untilNextTick());
+  }
+
+  /** As SimulatorSource wakes: every tick that came due, stamped with its scheduled time, in one write. */
+  private wake(): void {
     const now = performance.now();
-    const steps = this.pacer.stepsDue(now);
-    const time = isoMicros(nowMicros());
     const events = this.markets.map(() => [] as FeedEvent[]);
-    for (let i = 0; i < steps; i++) {
-      for (const [m, market] of this.markets.entries()) events[m]!.push(...market.step(time));
-    }
+    let stepped = 0;
+    this.pacer.forEachDue(now, (steps, scheduledAt) => {
+      if (steps === 0) return;
+      const time = isoMicros(epochMicrosAt(scheduledAt));
+      for (let i = 0; i < steps; i++) {
+        for (const [m, market] of this.markets.entries()) events[m]!.push(...market.step(time));
+      }
+      stepped += steps;
+    });
     const withSnapshots = now >= this.nextSnapshotAt;
-    if (steps > 0 || withSnapshots) this.write(events, withSnapshots);
+    if (stepped > 0 || withSnapshots) this.write(events, withSnapshots);
+    if (!this.stopped) this.schedule();
   }
 
   /**
@@ -218,7 +232,7 @@ class RedisPublisher implements Publisher {
       }
     }
     if (withSnapshots) {
-      const time = isoMicros(nowMicros());
+      const time = this.bookTime();
       for (const market of this.markets) {
         const id = market.spec.id;
         pipeline.eval(

@@ -24,6 +24,7 @@ const RECONNECT_CAP_MS = 2_000;
  */
 export class RedisFeedSource implements FeedSource {
   readonly name = 'redis';
+  readonly wellFormed = false;
   private readonly reader: Redis;
   private readonly commands: Redis;
   /** Per product, the id of the last stream entry applied (read after it). */

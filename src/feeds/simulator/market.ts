@@ -30,9 +30,10 @@ class OrderSide {
     if (!queue) {
       queue = [];
       this.queues.set(price, queue);
-      const better = this.side === 'buy' ? (p: number) => p > price : (p: number) => p < price;
+      // Bids best (highest) first, asks best (lowest) first.
+      const direction = this.side === 'buy' ? 1 : -1;
       let i = 0;
-      while (i < this.prices.length && better(this.prices[i]!)) i++;
+      while (i < this.prices.length && (this.prices[i]! - price) * direction > 0) i++;
       this.prices.splice(i, 0, price);
     }
     queue.push(order);
@@ -48,8 +49,9 @@ class OrderSide {
   }
 
   totalLots(price: number): number {
+    const queue = this.queues.get(price);
     let total = 0;
-    for (const order of this.queues.get(price) ?? []) total += order.lots;
+    if (queue) for (let i = 0; i < queue.length; i++) total += queue[i]!.lots;
     return total;
   }
 }
@@ -58,6 +60,8 @@ class OrderSide {
 const SIGMA_PER_SQRT_SECOND = 0.0004;
 const MAX_LEVELS_PER_SIDE = 40;
 const MIN_LEVELS_PER_SIDE = 5;
+/** Price texts kept for reuse: the book stays within a few hundred ticks of the mid for hours. */
+const MAX_PRICE_TEXTS = 4_096;
 
 /**
  * A price-time order book around a mid price that drifts as geometric Brownian motion. Limit orders
@@ -73,6 +77,8 @@ export class MarketModel {
   private mid: number;
   private sequence = 1;
   private tradeId = 0;
+  /** Ticks → canonical price text: each event writes one, almost always one written before. */
+  private readonly priceTexts = new Map<number, string>();
 
   constructor(
     readonly spec: ProductSpec,
@@ -103,10 +109,11 @@ export class MarketModel {
   /** Advances the market by one action; returns its events (one, or one per fill). */
   step(time: string): FeedEvent[] {
     this.driftMid();
-    const overfull = [this.bids, this.asks].find((s) => s.prices.length > MAX_LEVELS_PER_SIDE);
-    if (overfull) return [this.cancelLevel(overfull, overfull.worst()!, time)];
-    const thin = [this.bids, this.asks].find((s) => s.prices.length < MIN_LEVELS_PER_SIDE);
-    if (thin) return [this.placeLimit(thin, time)];
+    const { bids, asks } = this;
+    if (bids.prices.length > MAX_LEVELS_PER_SIDE) return [this.cancelLevel(bids, bids.worst()!, time)];
+    if (asks.prices.length > MAX_LEVELS_PER_SIDE) return [this.cancelLevel(asks, asks.worst()!, time)];
+    if (bids.prices.length < MIN_LEVELS_PER_SIDE) return [this.placeLimit(bids, time)];
+    if (asks.prices.length < MIN_LEVELS_PER_SIDE) return [this.placeLimit(asks, time)];
     const roll = this.random.next();
     if (roll < 0.5) return [this.placeLimit(this.random.next() < 0.5 ? this.bids : this.asks, time)];
     if (roll < 0.82) return [this.cancelRandom(time)];
@@ -191,33 +198,49 @@ export class MarketModel {
       if (maker.lots === 0) queue.shift();
       makers.prune(price);
       this.tradeId++;
+      // Written out rather than spread over a book event: spreading and overwriting `type` made
+      // every trade a slow, one-off object shape.
       trades.push({
-        ...this.bookEvent(makers, price, time),
         type: 'trade',
+        product_id: this.spec.id,
+        sequence: ++this.sequence,
+        time,
         trade_id: this.tradeId,
         maker_order_id: maker.id,
         taker_order_id: takerOrderId,
         side: makers.side,
         price: this.price(price),
         size: this.size(fill),
+        changes: [this.levelChange(makers, price)],
       });
     }
     return trades;
   }
 
   private bookEvent(side: OrderSide, price: number, time: string): BookEvent {
-    const change: BookChange = [
+    const changes = [this.levelChange(side, price)];
+    return { type: 'book', product_id: this.spec.id, sequence: ++this.sequence, time, changes };
+  }
+
+  /** The level at `price` as it is now: its total size and order count (zero once it is gone). */
+  private levelChange(side: OrderSide, price: number): BookChange {
+    return [
       side.side,
       this.price(price),
       this.size(side.totalLots(price)),
       side.queues.get(price)?.length ?? 0,
     ];
-    this.sequence++;
-    return { type: 'book', product_id: this.spec.id, sequence: this.sequence, time, changes: [change] };
   }
 
   private price(ticks: number): string {
-    return formatUnits(ticks, this.spec.quoteDecimals);
+    let text = this.priceTexts.get(ticks);
+    if (text === undefined) {
+      // The mid drifts: start over rather than keep every price it ever passed.
+      if (this.priceTexts.size >= MAX_PRICE_TEXTS) this.priceTexts.clear();
+      text = formatUnits(ticks, this.spec.quoteDecimals);
+      this.priceTexts.set(ticks, text);
+    }
+    return text;
   }
 
   private size(lots: number): string {

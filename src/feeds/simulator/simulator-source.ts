@@ -1,8 +1,8 @@
 import type { ProductSpec } from '../../config/products.js';
-import { epochMs, isoMicros, nowMicros } from '../../market/time.js';
+import { epochMicrosAt, epochMs, isoMicros } from '../../market/time.js';
 import type { FeedSink, FeedSource } from '../types.js';
 import type { MarketModel } from './market.js';
-import { createMarkets, StepPacer } from './pacing.js';
+import { createMarkets, TickPacer } from './pacing.js';
 
 export interface SimulatorOptions {
   readonly products: readonly ProductSpec[];
@@ -13,31 +13,31 @@ export interface SimulatorOptions {
   readonly tickMs?: number;
 }
 
-/** The built-in feed: one MarketModel per product, stepped at a fixed rate on a timer. */
+/** The built-in feed: one MarketModel per product, stepped at a fixed rate on a grid of ticks. */
 export class SimulatorSource implements FeedSource {
   readonly name = 'simulator';
+  /** Its prices and sizes come from formatUnits, its times from isoMicros (test/unit/feeds/simulator.test.ts feeds a checking hub). */
+  readonly wellFormed = true;
   private readonly markets: MarketModel[];
-  private readonly tickMs: number;
   private sink: FeedSink | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly pacer: StepPacer;
+  private readonly pacer: TickPacer;
 
   constructor(options: SimulatorOptions) {
     this.markets = createMarkets(options.products, options.eventsPerSecond, options.seed);
-    this.pacer = new StepPacer(options.eventsPerSecond);
-    this.tickMs = options.tickMs ?? 10;
+    this.pacer = new TickPacer(options.eventsPerSecond, options.tickMs ?? 10);
   }
 
   async start(sink: FeedSink): Promise<void> {
     this.sink = sink;
-    const time = isoMicros(nowMicros());
-    for (const market of this.markets) sink.onEvent(market.snapshot(time), epochMs());
     this.pacer.reset();
-    this.timer = setInterval(() => this.tick(), this.tickMs);
+    const time = this.bookTime();
+    for (const market of this.markets) sink.onEvent(market.snapshot(time), epochMs());
+    this.schedule();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     this.timer = undefined;
   }
 
@@ -49,20 +49,33 @@ export class SimulatorSource implements FeedSource {
     const market = this.markets.find((m) => m.spec.id === productId);
     // Deferred: the hub asks from inside its own event handling.
     setImmediate(() => {
-      if (market && this.sink) this.sink.onEvent(market.snapshot(isoMicros(nowMicros())), epochMs());
+      if (market && this.sink) this.sink.onEvent(market.snapshot(this.bookTime()), epochMs());
     });
   }
 
-  private tick(): void {
-    const now = performance.now();
-    const steps = this.pacer.stepsDue(now);
-    if (steps === 0 || !this.sink) return;
-    const time = isoMicros(nowMicros());
+  /** The books are as of the latest tick: a snapshot carries its time, never later than the next event's. */
+  private bookTime(): string {
+    return isoMicros(epochMicrosAt(this.pacer.lastTickAt));
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => this.wake(), this.pacer.untilNextTick());
+  }
+
+  /** Steps every tick that came due, each stamped with its scheduled time, then waits for the next. */
+  private wake(): void {
+    const sink = this.sink!;
     const receivedAt = epochMs();
-    for (let i = 0; i < steps; i++) {
-      for (const market of this.markets) {
-        for (const event of market.step(time)) this.sink.onEvent(event, receivedAt);
+    this.pacer.forEachDue(performance.now(), (steps, scheduledAt) => {
+      if (steps === 0) return;
+      const time = isoMicros(epochMicrosAt(scheduledAt));
+      for (let i = 0; i < steps; i++) {
+        for (const market of this.markets) {
+          for (const event of market.step(time)) sink.onEvent(event, receivedAt);
+        }
       }
-    }
+    });
+    // Unless a sink stopped the simulator meanwhile.
+    if (this.timer !== undefined) this.schedule();
   }
 }

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CURRENCIES, type ProductSpec, productFromId } from '../../../src/config/products.js';
 import { MarketModel } from '../../../src/feeds/simulator/market.js';
+import { TickPacer } from '../../../src/feeds/simulator/pacing.js';
 import { Random } from '../../../src/feeds/simulator/random.js';
 import { SimulatorSource } from '../../../src/feeds/simulator/simulator-source.js';
 import type { FeedEvent, FeedSink, TradeEvent } from '../../../src/feeds/types.js';
@@ -177,6 +178,7 @@ describe('MarketModel', () => {
       publish(_topic: string, channel: Channel, payload: string) {
         if (channel === 'ticker') tickers.push(JSON.parse(payload) as Record<string, unknown>);
       },
+      hasSubscribers: () => true,
     };
     const rejections: Array<[InvalidEventReason, string]> = [];
     const hub = new Hub(
@@ -260,6 +262,50 @@ describe('MarketModel', () => {
   });
 });
 
+describe('TickPacer', () => {
+  const dueBy = (pacer: TickPacer, now: number) => {
+    const ticks: Array<[steps: number, scheduledAt: number]> = [];
+    pacer.forEachDue(now, (steps, scheduledAt) => ticks.push([steps, scheduledAt]));
+    return ticks;
+  };
+
+  it('hands out each tick of the grid once, at its scheduled time, however late it is asked', () => {
+    const pacer = new TickPacer(250, 10);
+    pacer.reset(1_000);
+    expect(pacer.untilNextTick(1_000)).toBe(10);
+    expect(dueBy(pacer, 1_009.9)).toEqual([]);
+    // Asked 3.5 ms late: the tick still carries 1,010, and the next one stays on the grid.
+    expect(dueBy(pacer, 1_013.5)).toEqual([[2, 1_010]]);
+    // Rounded up to whole milliseconds for setTimeout.
+    expect(pacer.untilNextTick(1_013.5)).toBe(7);
+    // Two ticks late: both, oldest first, with 2.5 steps per tick carried over.
+    expect(dueBy(pacer, 1_041)).toEqual([
+      [3, 1_020],
+      [2, 1_030],
+      [3, 1_040],
+    ]);
+    expect(pacer.lastTickAt).toBe(1_040);
+  });
+
+  it('keeps the rate over many ticks, fractions carried', () => {
+    const pacer = new TickPacer(0.5, 10);
+    pacer.reset(0);
+    let steps = 0;
+    for (let now = 10; now <= 10_000; now += 10) for (const [n] of dueBy(pacer, now)) steps += n;
+    expect(steps).toBe(5);
+  });
+
+  it('skips the oldest ticks after a long stall instead of bursting', () => {
+    const pacer = new TickPacer(1_000, 10);
+    pacer.reset(0);
+    const ticks = dueBy(pacer, 60_000);
+    // At most 1,000 steps at once: the last 100 ticks of the 6,000 that came due.
+    expect(ticks.reduce((n, [steps]) => n + steps, 0)).toBe(1_000);
+    expect(ticks[0]?.[1]).toBe(59_010);
+    expect(ticks.at(-1)?.[1]).toBe(60_000);
+  });
+});
+
 describe('SimulatorSource', () => {
   const products = DEFAULT_PRODUCTS.map(spec);
 
@@ -289,6 +335,19 @@ describe('SimulatorSource', () => {
     const count = sink.events.length;
     vi.advanceTimersByTime(10_000);
     expect(sink.events.length).toBe(count);
+  });
+
+  it("stamps each tick's events with the tick's scheduled time", async () => {
+    vi.useFakeTimers();
+    const source = new SimulatorSource({ products, eventsPerSecond: 200, seed: 3 });
+    const sink = new RecordingFeedSink();
+    await source.start(sink);
+    const startedAt = Date.parse(sink.events[0]!.time);
+    vi.advanceTimersByTime(1_000);
+    await source.stop();
+    const offsets = new Set(sink.events.slice(products.length).map((e) => Date.parse(e.time) - startedAt));
+    // Two steps per 10 ms tick, every event at a multiple of 10 ms after the start.
+    expect([...offsets].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => 10 * (i + 1)));
   });
 
   it('is reproducible from its seed', async () => {
@@ -336,7 +395,7 @@ describe('SimulatorSource', () => {
     let applied = 0;
     const hub = new Hub(
       products,
-      { publish() {} },
+      { publish() {}, hasSubscribers: () => false },
       {
         eventApplied: () => applied++,
         conflated: () => {},

@@ -29,6 +29,12 @@ class RecordingSink implements PublicationSink {
   readonly publications: Publication[] = [];
   /** performance.now() (faked) of each publication, parallel to `publications`. */
   readonly times: number[] = [];
+  /** Topics nobody subscribes to; every other topic has subscribers. */
+  readonly unsubscribed = new Set<string>();
+
+  hasSubscribers(topic: string): boolean {
+    return !this.unsubscribed.has(topic);
+  }
 
   publish(topic: string, channel: Channel, payload: string, receivedAt: number): void {
     this.publications.push({ topic, channel, payload, receivedAt });
@@ -89,6 +95,14 @@ class RecordingObserver implements HubObserver {
 // --- fixtures ----------------------------------------------------------------------------------
 
 const BTC = productFromId('BTC-USD') as ProductSpec;
+const CHANNELS_OF_A_PRODUCT: readonly Channel[] = [
+  'level2',
+  'level2_batch',
+  'matches',
+  'ticker',
+  'ticker_batch',
+  'heartbeat',
+];
 const ETH = productFromId('ETH-USD') as ProductSpec;
 const TIMINGS: HubTimings = { ...COINBASE_TIMINGS, statusMs: 10_000, throttleMs: 0 };
 /** WS_THROTTLE_MS=100. */
@@ -1369,6 +1383,131 @@ describe('initialMessages', () => {
     expect(hub.initialMessages('heartbeat', 'BTC-USD')).toEqual([]);
     expect(hub.initialMessages('level2', 'XRP-USD')).toEqual([]);
     expect(hub.initialMessages('level2', 'ETH-USD')).toEqual([]);
+  });
+});
+
+describe('topics without subscribers', () => {
+  const BTC_TOPICS = ['level2', 'level2_batch', 'matches', 'ticker', 'ticker_batch', 'heartbeat'].map(
+    (channel) => `${channel}:BTC-USD`,
+  );
+
+  /** A mixed stream of book events and trades on the bootstrapped BTC-USD book, from sequence 11. */
+  function stream(count: number): FeedEvent[] {
+    const random = mulberry32(7);
+    const events: FeedEvent[] = [];
+    let tradeId = 0;
+    for (let i = 0; i < count; i++) {
+      const sequence = 11 + i;
+      const size = `${1 + Math.floor(random() * 9)}.00000000`;
+      if (random() < 0.3) {
+        // Fills at the resting best ask (101.00), resizing it.
+        tradeId++;
+        events.push(trade(sequence, tradeId, 'sell', '101.00', '0.01000000', [['sell', '101.00', size, 1]]));
+      } else {
+        const price = `${90 + Math.floor(random() * 10)}.00`;
+        events.push(update(sequence, [['buy', price, random() < 0.2 ? '0.00000000' : size, 1]]));
+      }
+    }
+    return events;
+  }
+
+  it('builds none of their messages, and keeps what a later subscriber starts from exact', () => {
+    bootstrapped();
+    hub.start();
+    for (const topic of BTC_TOPICS) sink.unsubscribed.add(topic);
+    const events = stream(200);
+    for (const event of events) hub.onEvent(event, 0);
+    vi.advanceTimersByTime(10_000);
+    expect(sink.publications.filter((p) => p.topic.endsWith(':BTC-USD'))).toEqual([]);
+    const silent = CHANNELS_OF_A_PRODUCT.map((channel) => hub.initialMessages(channel, 'BTC-USD'));
+
+    // The same stream with every topic subscribed.
+    bootstrapped();
+    for (const event of events) hub.onEvent(event, 0);
+    const subscribed = CHANNELS_OF_A_PRODUCT.map((channel) => hub.initialMessages(channel, 'BTC-USD'));
+    // ticker_batch is held for its interval when subscribed: compare with what ticker sent last.
+    subscribed[CHANNELS_OF_A_PRODUCT.indexOf('ticker_batch')] = [sink.on('ticker:BTC-USD').at(-1)!.payload];
+    expect(silent).toEqual(subscribed);
+    expect(JSON.parse(silent[0]![0]!)).toMatchObject({ type: 'snapshot', sequence: 210 });
+    expect(observer.applied).toBe(200);
+  });
+
+  it('drops changes merged for level2_batch once nobody subscribes: a later subscriber gets none of them', () => {
+    bootstrapped();
+    hub.onEvent(update(11, [['buy', '99.10', '1.00000000', 1]]), 0);
+    // Pending for the rest of the 50 ms.
+    hub.onEvent(update(12, [['buy', '99.20', '1.00000000', 1]]), 0);
+    sink.unsubscribed.add('level2_batch:BTC-USD');
+    hub.onEvent(update(13, [['buy', '99.20', '0.00000000', 0]]), 0);
+    sink.unsubscribed.delete('level2_batch:BTC-USD');
+    const [snap] = hub.initialMessages('level2_batch', 'BTC-USD');
+    expect(JSON.parse(snap!)).toMatchObject({ sequence: 13 });
+    hub.onEvent(update(14, [['buy', '99.30', '1.00000000', 1]]), 0);
+    vi.advanceTimersByTime(50);
+    // 99.20 (gone since 13) is not resurrected by the update that was pending.
+    expect(sink.messages('level2_batch:BTC-USD').map((m) => [m.sequence, m.changes])).toEqual([
+      [11, [['buy', '99.10', '1.00000000']]],
+      [14, [['buy', '99.30', '1.00000000']]],
+    ]);
+  });
+
+  it("gives a ticker subscriber that comes after unsubscribed trades the latest trade's ticker", () => {
+    bootstrapped();
+    hub.onEvent(trade(11, 5, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.25000000', 1]]), 0);
+    sink.unsubscribed.add('ticker:BTC-USD');
+    sink.unsubscribed.add('ticker_batch:BTC-USD');
+    vi.advanceTimersByTime(1_000);
+    hub.onEvent(trade(12, 6, 'sell', '101.00', '0.25000000', [['sell', '101.00', '1.00000000', 1]]), 0);
+    // The book moves on after the trade: the ticker keeps the best prices right after it.
+    hub.onEvent(update(13, [['sell', '100.90', '2.00000000', 1]]), 0);
+    vi.advanceTimersByTime(10_000);
+    expect(sink.on('ticker:BTC-USD')).toHaveLength(1);
+    for (const channel of ['ticker', 'ticker_batch'] as const) {
+      expect(JSON.parse(hub.initialMessages(channel, 'BTC-USD')[0]!)).toMatchObject({
+        trade_id: 6,
+        best_ask: '101.00',
+        best_ask_size: '1.00000000',
+        volume_24h: '0.50000000',
+      });
+    }
+  });
+
+  it('with WS_THROTTLE_MS=0 still writes each side and price of an event once, at its latest size', () => {
+    bootstrapped();
+    hub.onEvent(
+      update(11, [
+        ['buy', '100.50', '1.00000000', 1],
+        ['sell', '101.00', '0.50000000', 1],
+        ['buy', '100.50', '2.00000000', 2],
+      ]),
+      0,
+    );
+    expect(sink.on('level2:BTC-USD')[0]?.payload).toBe(
+      JSON.stringify({
+        type: 'l2update',
+        product_id: 'BTC-USD',
+        changes: [
+          ['buy', '100.50', '2.00000000'],
+          ['sell', '101.00', '0.50000000'],
+        ],
+        time: T,
+        sequence: 11,
+      }),
+    );
+  });
+});
+
+describe('a well-formed feed', () => {
+  it('skips the format checks, not the sequence and book checks', () => {
+    sink = new RecordingSink();
+    observer = new RecordingObserver();
+    hub = new Hub([BTC], sink, observer, () => {}, TIMINGS, { wellFormedFeed: true });
+    hub.onEvent(update(5, [['buy', '100.00', '1.00000000', 1]]), 0);
+    hub.onEvent(snapshot(10), 0);
+    hub.onEvent(update(11, [['buy', '101.50', '1.00000000', 1]]), 0);
+    hub.onEvent(snapshot(20), 0);
+    hub.onEvent(update(22, [['buy', '100.50', '1.00000000', 1]]), 0);
+    expect(observer.reasons()).toEqual(['not_bootstrapped', 'crossed_book', 'sequence_gap']);
   });
 });
 

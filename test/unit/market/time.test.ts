@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { epochMs, isIsoTime, isoMicros, nowMicros } from '../../../src/market/time.js';
 
@@ -95,11 +96,76 @@ describe('isIsoTime', () => {
     }
   });
 
-  // BUG: V8's Date.parse rolls an impossible day of the month over into the next month
-  // (2023-02-30 becomes 2023-03-02), so the range check in isIsoTime lets these through.
+  // A field-by-field range check is not enough: the day must exist in its month (and year).
   it('rejects days that do not exist in their month', () => {
     expect(isIsoTime('2023-02-29T00:00:00Z')).toBe(false);
     expect(isIsoTime('2024-02-30T00:00:00.000000Z')).toBe(false);
     expect(isIsoTime('2024-04-31T00:00:00Z')).toBe(false);
+  });
+
+  /** The definition isIsoTime implements by hand: the pattern, and a real date that survives a Date round trip. */
+  function referenceIsIsoTime(value: string): boolean {
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/.test(value)) return false;
+    const parsed = new Date(value);
+    return !Number.isNaN(parsed.getTime()) && parsed.toISOString().slice(0, 19) === value.slice(0, 19);
+  }
+
+  it('agrees with a regex and a Date round trip on near-miss inputs', () => {
+    const digits = (n: number) =>
+      fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: n, maxLength: n });
+    /** Mostly a number around the field's range, written with its width; sometimes anything. */
+    const field = (width: number, max: number) =>
+      fc.oneof(
+        { weight: 8, arbitrary: fc.integer({ min: 0, max }).map((n) => String(n).padStart(width, '0')) },
+        { weight: 1, arbitrary: digits(width) },
+        { weight: 1, arbitrary: fc.string({ maxLength: width + 1 }) },
+      );
+    const separator = (s: string) =>
+      fc.oneof(
+        { weight: 9, arbitrary: fc.constant(s) },
+        { weight: 1, arbitrary: fc.string({ maxLength: 1 }) },
+      );
+    const fraction = fc.oneof(
+      fc.constant(''),
+      fc.constant('.'),
+      fc.integer({ min: 1, max: 11 }).chain((n) => digits(n).map((d) => `.${d}`)),
+    );
+    const nearIso = fc
+      .tuple(
+        field(4, 9999),
+        separator('-'),
+        field(2, 13),
+        separator('-'),
+        field(2, 32),
+        separator('T'),
+        field(2, 25),
+        separator(':'),
+        field(2, 61),
+        separator(':'),
+        field(2, 61),
+        fraction,
+        separator('Z'),
+      )
+      .map((parts) => parts.join(''));
+    let accepted = 0;
+    fc.assert(
+      fc.property(
+        fc.oneof({ weight: 9, arbitrary: nearIso }, { weight: 1, arbitrary: fc.string() }),
+        (value) => {
+          const expected = referenceIsIsoTime(value);
+          if (expected) accepted++;
+          expect(isIsoTime(value), value).toBe(expected);
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+    // Both answers were exercised, not just the rejections.
+    expect(accepted).toBeGreaterThan(1_000);
+    for (let year = 1896; year <= 2104; year += 4) {
+      for (const day of ['28', '29', '30']) {
+        const value = `${year}-02-${day}T00:00:00Z`;
+        expect(isIsoTime(value), value).toBe(referenceIsIsoTime(value));
+      }
+    }
   });
 });
