@@ -222,7 +222,7 @@ export class WorkerPool implements PublicationSink {
     };
     const worker = new Worker(new URL('./worker-thread.js', import.meta.url), {
       workerData: start,
-      execArgv: [...process.execArgv, '--no-force-async-hooks-checks'],
+      execArgv: workerExecArgv(),
     });
     const slot: Slot = {
       worker,
@@ -407,6 +407,16 @@ export class WorkerPool implements PublicationSink {
     if (!stopped)
       this.logger.fatal({ worker: index }, 'stuck worker did not answer; it cannot be replaced in-process');
   }
+}
+
+/**
+ * The process's own options minus V8 heap sizes (process-wide already, and refused by Worker), plus
+ * --no-force-async-hooks-checks: ending a stuck callback (stuck-worker.ts) leaves the thread's
+ * async-hooks stack unbalanced, which that check would turn into a process abort.
+ */
+function workerExecArgv(): string[] {
+  const processWide = /^--(max|min)-(semi|old)-space-size(=|$)/;
+  return [...process.execArgv.filter((arg) => !processWide.test(arg)), '--no-force-async-hooks-checks'];
 }
 
 async function freePort(host: string): Promise<number> {
