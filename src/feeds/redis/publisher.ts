@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ProductSpec } from '../../config/products.js';
 import { epochMicrosAt, isoMicros } from '../../market/time.js';
 import type { MarketModel } from '../simulator/market.js';
-import { createMarkets, TickPacer } from '../simulator/pacing.js';
+import { createMarkets, EventCredit, TickPacer } from '../simulator/pacing.js';
 import type { FeedEvent, SnapshotEvent } from '../types.js';
 import { EVENT_FIELD, redisKeys } from './contract.js';
 
@@ -75,6 +75,7 @@ class RedisPublisher implements Publisher {
   readonly started: Promise<void>;
   private readonly client: Redis;
   private readonly markets: MarketModel[];
+  private readonly credit: EventCredit;
   private readonly pending = new Set<PendingWrite>();
   private readonly inFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
@@ -93,6 +94,7 @@ class RedisPublisher implements Publisher {
     private readonly logger: Logger,
   ) {
     this.markets = createMarkets(options.products, options.eventsPerSecond, options.seed);
+    this.credit = new EventCredit(this.markets);
     this.pacer = new TickPacer(options.eventsPerSecond, TICK_MS);
     this.started = new Promise((resolve) => {
       this.markStarted = resolve;
@@ -199,9 +201,7 @@ class RedisPublisher implements Publisher {
     this.pacer.forEachDue(now, (steps, scheduledAt) => {
       if (steps === 0) return;
       const time = isoMicros(epochMicrosAt(scheduledAt));
-      for (let i = 0; i < steps; i++) {
-        for (const [m, market] of this.markets.entries()) events[m]!.push(...market.step(time));
-      }
+      this.credit.spend(steps, time, (m, event) => events[m]!.push(event));
       stepped += steps;
     });
     const withSnapshots = now >= this.nextSnapshotAt;

@@ -1,4 +1,5 @@
 import type { ProductSpec } from '../../config/products.js';
+import type { FeedEvent } from '../types.js';
 import { MarketModel } from './market.js';
 import { Random } from './random.js';
 
@@ -68,6 +69,33 @@ export class TickPacer {
       const steps = Math.floor(this.carry);
       this.carry -= steps;
       tick(steps, this.lastTickAt);
+    }
+  }
+}
+
+/**
+ * Steps each market until it has produced its share of events. A step is one order, and a market
+ * order that fills several levels produces one event per fill (about 1.18 events per step on
+ * average), so counting steps would overshoot SIM_EVENTS_PER_SEC by that much; what one tick
+ * overshoots, the next one owes.
+ */
+export class EventCredit {
+  private readonly credits: number[];
+
+  constructor(private readonly markets: readonly MarketModel[]) {
+    this.credits = markets.map(() => 0);
+  }
+
+  /** Adds `events` to every market's credit, then steps each market until its credit is spent. */
+  spend(events: number, time: string, emit: (market: number, event: FeedEvent) => void): void {
+    for (const [m, market] of this.markets.entries()) {
+      let credit = this.credits[m]! + events;
+      while (credit > 0) {
+        const produced = market.step(time);
+        credit -= Math.max(1, produced.length);
+        for (const event of produced) emit(m, event);
+      }
+      this.credits[m] = credit;
     }
   }
 }

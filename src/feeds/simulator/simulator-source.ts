@@ -2,7 +2,7 @@ import type { ProductSpec } from '../../config/products.js';
 import { epochMicrosAt, epochMs, isoMicros } from '../../market/time.js';
 import type { FeedSink, FeedSource } from '../types.js';
 import type { MarketModel } from './market.js';
-import { createMarkets, TickPacer } from './pacing.js';
+import { createMarkets, EventCredit, TickPacer } from './pacing.js';
 
 export interface SimulatorOptions {
   readonly products: readonly ProductSpec[];
@@ -19,12 +19,14 @@ export class SimulatorSource implements FeedSource {
   /** Its prices and sizes come from formatUnits, its times from isoMicros (test/unit/feeds/simulator.test.ts feeds a checking hub). */
   readonly wellFormed = true;
   private readonly markets: MarketModel[];
+  private readonly credit: EventCredit;
   private sink: FeedSink | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly pacer: TickPacer;
 
   constructor(options: SimulatorOptions) {
     this.markets = createMarkets(options.products, options.eventsPerSecond, options.seed);
+    this.credit = new EventCredit(this.markets);
     this.pacer = new TickPacer(options.eventsPerSecond, options.tickMs ?? 10);
   }
 
@@ -69,11 +71,7 @@ export class SimulatorSource implements FeedSource {
     this.pacer.forEachDue(performance.now(), (steps, scheduledAt) => {
       if (steps === 0) return;
       const time = isoMicros(epochMicrosAt(scheduledAt));
-      for (let i = 0; i < steps; i++) {
-        for (const market of this.markets) {
-          for (const event of market.step(time)) sink.onEvent(event, receivedAt);
-        }
-      }
+      this.credit.spend(steps, time, (_market, event) => sink.onEvent(event, receivedAt));
     });
     // Unless a sink stopped the simulator meanwhile.
     if (this.timer !== undefined) this.schedule();

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CURRENCIES, type ProductSpec, productFromId } from '../../../src/config/products.js';
 import { MarketModel } from '../../../src/feeds/simulator/market.js';
-import { TickPacer } from '../../../src/feeds/simulator/pacing.js';
+import { createMarkets, EventCredit, TickPacer } from '../../../src/feeds/simulator/pacing.js';
 import { Random } from '../../../src/feeds/simulator/random.js';
 import { SimulatorSource } from '../../../src/feeds/simulator/simulator-source.js';
 import type { FeedEvent, FeedSink, TradeEvent } from '../../../src/feeds/types.js';
@@ -410,5 +410,26 @@ describe('SimulatorSource', () => {
     await source.stop();
     expect(rejected).toEqual([]);
     expect(applied).toBeGreaterThan(4 * 900);
+  });
+});
+
+describe('EventCredit', () => {
+  it('produces the configured number of events per product, not of steps', () => {
+    const markets = createMarkets([spec('BTC-USD'), spec('ETH-USD')], 100, 7);
+    const credit = new EventCredit(markets);
+    const produced = [0, 0];
+    let multiEventSteps = 0;
+    for (let tick = 0; tick < 2_000; tick++) {
+      const before = [...produced];
+      credit.spend(3, TIME, (m) => produced[m]!++);
+      for (const m of [0, 1]) if (produced[m]! - before[m]! > 3) multiEventSteps++;
+    }
+    // Market orders that fill several levels happen (a step count would overshoot)...
+    expect(multiEventSteps).toBeGreaterThan(0);
+    // ...yet each product's total stays within one step's events of 3 per tick.
+    for (const total of produced) {
+      expect(total).toBeGreaterThanOrEqual(6_000);
+      expect(total).toBeLessThan(6_000 + 20);
+    }
   });
 });
