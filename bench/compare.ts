@@ -10,6 +10,9 @@
  *   fan-out      points of (connections, messages/s per topic), every connection subscribed to every
  *                topic: delivered msg/s, share on schedule, gaps, latency from the scheduled time,
  *                server CPU per delivered message (/proc/<pid>/stat), peak RSS, generator load;
+ *   latency      raw uWS and the gateway at the light point, in alternating pairs: the latency
+ *                target is a fraction of a millisecond and one run's p50 drifts by as much, so it
+ *                is judged on the mean of several runs, with the spread of the pairs' differences;
  *   connections  a connection storm (accepted/s), then the connections held idle: RSS per connection;
  *   http         (gateway) autocannon on /products, /products/{id}/book?level=2 and /metrics, alone
  *                and while WebSocket clients stream (and what that does to the stream).
@@ -30,6 +33,8 @@ import {
   connectionsTable,
   fanoutTable,
   httpTable,
+  type LatencyRun,
+  latencyTable,
   type Machine,
   machine,
   machineLine,
@@ -61,8 +66,9 @@ const RESULTS_END = '<!-- results:end -->';
  */
 const GIVE_UP_SHARE = 0.9;
 
+const LATENCY_WINDOW_MS = 5000;
 const TOPICS = ['BTC-USD', 'ETH-USD', 'SOL-USD', 'ETH-BTC'];
-const SCENARIOS = ['fanout', 'connections', 'http'] as const;
+const SCENARIOS = ['fanout', 'latency', 'connections', 'http'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const HELP = `Usage: node dist/bench/compare.js [options]   (npm run bench / npm run bench:smoke)
@@ -74,6 +80,8 @@ const HELP = `Usage: node dist/bench/compare.js [options]   (npm run bench / npm
   --clients <n>           load-client processes (default 3)
   --points <list>         fan-out points as name:connections:rate-per-topic, comma-separated
                           (default: the ladder in fanoutPoints(); "light" and "heavy" feed the targets)
+  --latency-pairs <n>     raw uWS / gateway pairs at the light point for the latency target
+                          (default 8; smoke 1), each with a window of at most 5 s
   --idle <n>              connections held at the idle point (default 10000; smoke 500)
   --source-addresses <n>  spread client processes over 127.0.0.2 ... (default 0: the kernel's choice)
   --profile               V8 CPU profiles of every server process into bench/out/profiles-<timestamp>/
@@ -85,6 +93,7 @@ interface Options {
   readonly servers: readonly PeerKind[];
   readonly scenarios: readonly Scenario[];
   readonly points: readonly FanoutPoint[];
+  readonly latencyPairs: number;
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly clients: number;
@@ -120,6 +129,7 @@ function options(): Options | undefined {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       clients: { type: 'string' },
+      'latency-pairs': { type: 'string' },
       idle: { type: 'string' },
       'source-addresses': { type: 'string' },
       profile: { type: 'boolean', default: false },
@@ -138,6 +148,7 @@ function options(): Options | undefined {
     servers: list('servers', values.servers, PEER_KINDS),
     scenarios: list('scenarios', values.scenarios, SCENARIOS),
     points: values.points === undefined ? fanoutPoints(smoke) : parsePoints(values.points),
+    latencyPairs: Math.round(positive('latency-pairs', values['latency-pairs'], smoke ? 1 : 8)),
     durationMs: positive('duration', values.duration, smoke ? 1 : 10) * 1000,
     warmupMs: positive('warmup', values.warmup, smoke ? 0.3 : 3) * 1000,
     clients: Math.max(1, Math.round(positive('clients', values.clients, 3))),
@@ -149,31 +160,47 @@ function options(): Options | undefined {
   };
 }
 
+/** The light point: about one message per topic per event-loop turn (the 10 ms tick at 100/s), 100k msg/s. */
+const lightPoint = (smoke: boolean): FanoutPoint => ({
+  name: 'light',
+  connections: smoke ? 100 : 250,
+  ratePerTopic: 100,
+});
+
 /**
- * The fan-out points, 4 topics each. "light": about one message per topic per event-loop turn (the
- * 10 ms tick at 100/s), 100k msg/s delivered; "heavy": ten per topic per turn (1000/s), where uWS
- * batches writes, 200k msg/s. Both run twice (the targets use their mean). The ladder steps raise
- * the connections at 100/s per topic towards the highest rate each server sustains. A server that
- * fell short at one offered rate is not run at the same or a higher one (see GIVE_UP_SHARE).
+ * The fan-out points, 4 topics each. "light" (above); "heavy": ten per topic per turn (1000/s),
+ * where uWS batches writes, 200k msg/s. Both run twice (the targets use the mean of all their
+ * runs). The ladder steps raise the connections at 100/s per topic towards the highest rate each
+ * server sustains: finely just above the light point, where `ws` and Socket.IO give out, and in
+ * steps of at most 1.17× at the top, where raw uWS and the gateway do (about 1.2–1.5M msg/s on the
+ * 2-core machine of bench/RESULTS.md). A server that fell short at one offered rate is not run at
+ * the same or a higher one (see GIVE_UP_SHARE).
  */
 function fanoutPoints(smoke: boolean): FanoutPoint[] {
-  const point = (name: string, connections: number, ratePerTopic: number): FanoutPoint => ({
-    name,
-    connections,
-    ratePerTopic,
+  const ladder = (thousands: number): FanoutPoint => ({
+    name: `ladder-${thousands}k`,
+    connections: Math.ceil((thousands * 1000) / (100 * TOPICS.length)),
+    ratePerTopic: 100,
   });
-  if (smoke) return [point('light', 100, 100)];
+  if (smoke) return [lightPoint(true)];
+  const heavy: FanoutPoint = { name: 'heavy', connections: 50, ratePerTopic: 1000 };
   return [
-    point('ladder-10k', 25, 100),
-    point('ladder-25k', 63, 100),
-    point('ladder-50k', 125, 100),
-    point('light', 250, 100),
-    point('heavy', 50, 1000),
-    point('ladder-300k', 750, 100),
-    point('light', 250, 100),
-    point('heavy', 50, 1000),
-    point('ladder-400k', 1000, 100),
-    point('ladder-500k', 1250, 100),
+    ladder(10),
+    ladder(25),
+    ladder(50),
+    lightPoint(false),
+    ladder(125),
+    heavy,
+    ladder(300),
+    lightPoint(false),
+    heavy,
+    ladder(500),
+    ladder(700),
+    ladder(900),
+    ladder(1050),
+    ladder(1200),
+    ladder(1350),
+    ladder(1500),
   ];
 }
 
@@ -207,6 +234,8 @@ interface RunResult {
   readonly loadAverageAtEnd: readonly number[];
   readonly options: Options & { readonly topics: readonly string[] };
   readonly fanout: FanoutResult[];
+  /** The latency scenario's runs at the light point, raw uWS and the gateway in alternating pairs. */
+  readonly latency: LatencyRun[];
   readonly connections: ConnectionsResult[];
   http: HttpResult | undefined;
   readonly failures: string[];
@@ -232,6 +261,13 @@ function markdown(run: RunResult): string {
       sustainedTable(sustainedList),
       '',
     );
+  if (run.latency.length > 0)
+    parts.push(
+      `### Latency at the light point (raw uWS and the gateway in alternating pairs, ${Math.min(run.options.durationMs, LATENCY_WINDOW_MS) / 1000} s windows)`,
+      '',
+      latencyTable(run.latency),
+      '',
+    );
   if (run.skipped.length > 0)
     parts.push(
       `Not run (the server had fallen short at a lower offered rate): ${run.skipped
@@ -254,7 +290,7 @@ function markdown(run: RunResult): string {
       httpTable(run.http),
       '',
     );
-  const rows = targets(run.fanout, sustainedList, run.connections);
+  const rows = targets(run.fanout, run.latency, sustainedList, run.connections);
   if (rows.length > 0)
     parts.push('### Targets (ratios in this run; reported, not asserted)', '', targetsTable(rows), '');
   if (run.failures.length > 0) parts.push('### Failures', '', ...run.failures.map((f) => `- ${f}`), '');
@@ -323,6 +359,7 @@ async function main(): Promise<void> {
     loadAverageAtEnd: [],
     options: { ...opts, topics: TOPICS },
     fanout: [],
+    latency: [],
     connections: [],
     http: undefined,
     failures: [],
@@ -386,6 +423,29 @@ async function main(): Promise<void> {
       turn++;
     }
   }
+  if (
+    opts.scenarios.includes('latency') &&
+    opts.servers.includes('uws') &&
+    opts.servers.includes('gateway')
+  ) {
+    const point = lightPoint(opts.smoke);
+    // Many short runs: a run's p50 drifts by more than the target between runs, not within one.
+    const settings = { ...fanoutSettings, durationMs: Math.min(opts.durationMs, LATENCY_WINDOW_MS) };
+    for (let pair = 0; pair < opts.latencyPairs; pair++) {
+      for (const kind of orderAt(['uws', 'gateway'] as const, pair)) {
+        log(`latency pair ${pair + 1}/${opts.latencyPairs}: ${PEER_NAMES[kind]}`);
+        const result = await attempt(`latency pair ${pair + 1} ${kind}`, () =>
+          runFanout(kind, point, settings, log),
+        );
+        if (result) {
+          run.latency.push({ ...result, pair });
+          log(
+            `  p50 ${result.stream.latency.p50.toFixed(2)} ms, ${(result.stream.onScheduleShare * 100).toFixed(2)}% on schedule`,
+          );
+        }
+      }
+    }
+  }
   if (opts.scenarios.includes('connections')) {
     for (const kind of orderAt(opts.servers, turn)) {
       log(`connections: ${PEER_NAMES[kind]}, ${opts.idleConnections}`);
@@ -431,7 +491,7 @@ async function main(): Promise<void> {
   console.log(
     `Results: ${paths.json}\n         ${paths.md}${opts.writeResults ? `\n         ${RESULTS_MD}` : ''}`,
   );
-  const figures = run.fanout.length + run.connections.length + (run.http ? 1 : 0);
+  const figures = run.fanout.length + run.latency.length + run.connections.length + (run.http ? 1 : 0);
   if (run.failures.length > 0 || figures === 0) {
     console.error(`${run.failures.length} scenario(s) failed; ${figures} produced figures`);
     process.exitCode = 1;

@@ -108,6 +108,8 @@ export interface SustainedFigure {
   readonly atTopOfLadder: boolean;
   /** The generator was saturated at that point (the figure may be the generator's). */
   readonly generatorSaturated: boolean;
+  /** The lowest offered msg/s above that point that it did not sustain: its limit lies below. */
+  readonly fellShortAtOffered: number | undefined;
 }
 
 export function sustainedFigures(
@@ -125,8 +127,13 @@ export function sustainedFigures(
     const at99 = mine
       .filter((r) => r.stream.onScheduleShare >= 0.99 && r.stream.missingSequences === 0)
       .reduce((m, r) => Math.max(m, r.stream.deliveredPerSecond), 0);
+    const offered = (r: FanoutResult) => (r.stream.expected / r.stream.windowMs) * 1000;
+    const shortfalls = mine
+      .filter((r) => !sustained(r.stream) && (!best || offered(r) > offered(best)))
+      .map(offered);
     return {
       kind,
+      fellShortAtOffered: shortfalls.length > 0 ? Math.min(...shortfalls) : undefined,
       deliveredPerSecond: best?.stream.deliveredPerSecond ?? 0,
       deliveredAt99PerSecond: at99,
       point: best?.point.name,
@@ -152,6 +159,7 @@ export function sustainedTable(figures: readonly SustainedFigure[]): string {
       f.deliveredAt99PerSecond > 0 ? fmt.int(f.deliveredAt99PerSecond) : '-',
       [
         f.atTopOfLadder ? 'sustained the heaviest point it ran: a lower bound' : '',
+        f.fellShortAtOffered !== undefined ? `fell short at ${fmt.int(f.fellShortAtOffered)} offered` : '',
         f.generatorSaturated ? 'generator saturated' : '',
       ]
         .filter(Boolean)
@@ -253,8 +261,70 @@ function meanOf(
 }
 
 /** The issue's targets as ratios of this run's figures (reported, never asserted). */
+/** A latency scenario's run: raw uWS or the gateway at the light point, in the pair numbered `pair`. */
+export interface LatencyRun extends FanoutResult {
+  readonly pair: number;
+}
+
+interface LatencyPair {
+  readonly pair: number;
+  readonly uws: FanoutResult;
+  readonly gateway: FanoutResult;
+  /** Gateway p50 − raw uWS p50, ms. */
+  readonly difference: number;
+}
+
+function latencyPairs(runs: readonly LatencyRun[]): LatencyPair[] {
+  const pairs: LatencyPair[] = [];
+  for (const pair of new Set(runs.map((r) => r.pair))) {
+    const uws = runs.find((r) => r.pair === pair && r.kind === 'uws');
+    const gateway = runs.find((r) => r.pair === pair && r.kind === 'gateway');
+    if (uws && gateway)
+      pairs.push({ pair, uws, gateway, difference: gateway.stream.latency.p50 - uws.stream.latency.p50 });
+  }
+  return pairs;
+}
+
+/** Mean, and standard error of the mean (undefined from fewer than two values). */
+function meanAndError(values: readonly number[]): { mean: number; error: number | undefined } {
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  if (values.length < 2) return { mean, error: undefined };
+  const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1);
+  return { mean, error: Math.sqrt(variance / values.length) };
+}
+
+const signedMs = (ms: number) => `${ms >= 0 ? '+' : ''}${fmt.fixed(ms, 3)} ms`;
+
+export function latencyTable(runs: readonly LatencyRun[]): string {
+  return markdownTable(
+    [
+      'pair',
+      'first',
+      'raw uWS p50 ms',
+      'gateway p50 ms',
+      'difference',
+      'raw uWS p99 ms',
+      'gateway p99 ms',
+      "raw uWS publisher's ticks late p50 ms",
+      'on schedule % (uWS / gateway)',
+    ],
+    latencyPairs(runs).map((p) => [
+      String(p.pair + 1),
+      PEER_NAMES[runs.find((r) => r.pair === p.pair)!.kind],
+      fmt.ms(p.uws.stream.latency.p50),
+      fmt.ms(p.gateway.stream.latency.p50),
+      signedMs(p.difference),
+      fmt.ms(p.uws.stream.latency.p99),
+      fmt.ms(p.gateway.stream.latency.p99),
+      p.uws.publisherLateness ? fmt.fixed(p.uws.publisherLateness.p50, 3) : '-',
+      `${pct(p.uws.stream.onScheduleShare)} / ${pct(p.gateway.stream.onScheduleShare)}`,
+    ]),
+  );
+}
+
 export function targets(
   results: readonly FanoutResult[],
+  latencyRuns: readonly LatencyRun[],
   sustainedList: readonly SustainedFigure[],
   connections: readonly ConnectionsResult[],
 ): TargetRow[] {
@@ -316,22 +386,36 @@ export function targets(
       note: `${kb(gIdle.rssPerConnectionBytes)} vs ${kb(uIdle.rssPerConnectionBytes)} KB (${fmt.int(gIdle.connect.ready)} connections)`,
     });
   }
-  const gP50 = meanOf(results, 'light', 'gateway', (r) => r.stream.latency.p50);
-  const uP50 = meanOf(results, 'light', 'uws', (r) => r.stream.latency.p50);
-  if (gP50 !== undefined && uP50 !== undefined) {
-    const value = gP50 - uP50;
-    const late = meanOf(results, 'light', 'uws', (r) => r.publisherLateness?.p50);
+  const pairs = latencyPairs(latencyRuns);
+  if (pairs.length > 0) {
+    const { mean, error } = meanAndError(pairs.map((p) => p.difference));
+    const differences = pairs.map((p) => p.difference);
     rows.push({
       target: 'latency p50 at the light point: gateway within 0.2 ms of raw uWS',
-      measured: `${value >= 0 ? '+' : ''}${fmt.fixed(value, 3)} ms`,
-      met: Number.isFinite(value) ? value <= 0.2 : undefined,
+      measured: signedMs(mean),
+      met: Number.isFinite(mean) ? mean <= 0.2 : undefined,
       note:
-        `${fmt.ms(gP50)} vs ${fmt.ms(uP50)} ms (mean of its runs)` +
-        (late !== undefined
-          ? "; both stamp messages with their tick's scheduled time, so a late timer counts as latency " +
-            `in both (raw uWS's publisher's ticks fired ${fmt.fixed(late, 3)} ms late at p50)`
-          : ''),
+        (pairs.length === 1
+          ? 'one pair; '
+          : `mean of ${pairs.length} alternating pairs` +
+            (error !== undefined ? ` (standard error ${fmt.fixed(error, 3)} ms)` : '') +
+            `, from ${signedMs(Math.min(...differences))} to ${signedMs(Math.max(...differences))}; `) +
+        `gateway ${fmt.ms(meanAndError(pairs.map((p) => p.gateway.stream.latency.p50)).mean)} vs raw uWS ` +
+        `${fmt.ms(meanAndError(pairs.map((p) => p.uws.stream.latency.p50)).mean)} ms. Both stamp messages with ` +
+        "their tick's scheduled time, so a late timer counts as latency in both",
     });
+  } else {
+    const gP50 = meanOf(results, 'light', 'gateway', (r) => r.stream.latency.p50);
+    const uP50 = meanOf(results, 'light', 'uws', (r) => r.stream.latency.p50);
+    if (gP50 !== undefined && uP50 !== undefined) {
+      const value = gP50 - uP50;
+      rows.push({
+        target: 'latency p50 at the light point: gateway within 0.2 ms of raw uWS',
+        measured: signedMs(value),
+        met: Number.isFinite(value) ? value <= 0.2 : undefined,
+        note: `${fmt.ms(gP50)} vs ${fmt.ms(uP50)} ms (mean of the fan-out scenario's light runs; no latency pairs were run)`,
+      });
+    }
   }
   return rows;
 }

@@ -3,13 +3,15 @@
  * messages on a fixed schedule, each carrying its scheduled time and a per-topic sequence.
  *
  * The schedule is a grid of ticks (every `tickMs` from the start, the same 10 ms the gateway's
- * simulator wakes on); tick k is due at start + k·tickMs and carries, per topic, the messages that
- * fell due since the previous tick (rate · tickMs / 1000 on average; fractions carry over), every
- * one stamped with the tick's scheduled time. A tick that fires late (a busy server) still carries
+ * simulator wakes on); tick k is due at start + k·tickMs and carries, per topic, as many messages as
+ * the gateway's simulator emits for that product at that tick at the same rate and seed (see
+ * SimulatorCounts), every one stamped with the tick's scheduled time. A tick that fires late (a busy server) still carries
  * its scheduled time, and missed ticks are all emitted when the loop comes back, so a stalled server
  * shows up as latency and never as a lower offered rate (no coordinated omission).
  */
 import { performance } from 'node:perf_hooks';
+import { productFromId } from '../../src/config/products.js';
+import { createMarkets, EventCredit } from '../../src/feeds/simulator/pacing.js';
 import { encodeHistogram, newHistogram } from '../fanout/hdr.js';
 
 export interface L2Update {
@@ -69,19 +71,63 @@ interface TopicState {
 
 export type Sink = (topic: string, message: L2Update) => void;
 
+/** How many ticks of the simulator's counts are computed ahead and then replayed in a loop. */
+const SCHEDULE_SECONDS = 60;
+
+/**
+ * Messages per topic per tick: what the gateway's simulator emits for the same products at the same
+ * rate and seed. Its ticks are uneven (a market order that fills several levels is several events
+ * in one tick, and the product's next ticks owe them: 0 to about 25 events per tick over 4 products
+ * at 100/s each, 4 on average), and a tick's size is what its last message waits for, so offering
+ * the peers an even 4 would give them easier latency than the gateway. Computed before the start
+ * and replayed, so the peers do not pay the market model's CPU at run time.
+ */
+export class SimulatorCounts {
+  private readonly counts: Uint16Array;
+  private readonly topicCount: number;
+  readonly ticks: number;
+
+  constructor(topics: readonly string[], ratePerTopic: number, tickMs: number, seed: number) {
+    const specs = topics.map((id) => {
+      const spec = productFromId(id);
+      if (typeof spec === 'string') throw new Error(`publisher topic ${id}: ${spec}`);
+      return spec;
+    });
+    const credit = new EventCredit(createMarkets(specs, ratePerTopic, seed));
+    this.topicCount = topics.length;
+    const perTick = (ratePerTopic * tickMs) / 1000;
+    this.ticks = Math.max(1, Math.round((SCHEDULE_SECONDS * 1000) / tickMs));
+    this.counts = new Uint16Array(this.ticks * this.topicCount);
+    let carry = 0;
+    for (let tick = 0; tick < this.ticks; tick++) {
+      carry += perTick;
+      const steps = Math.floor(carry);
+      carry -= steps;
+      if (steps === 0) continue;
+      credit.spend(steps, '2026-01-01T00:00:00.000000Z', (market) => {
+        this.counts[tick * this.topicCount + market]!++;
+      });
+    }
+  }
+
+  /** Messages on topic `topic` at tick `tick` (counted from 1, as the publisher does). */
+  at(tick: number, topic: number): number {
+    return this.counts[((tick - 1) % this.ticks) * this.topicCount + topic]!;
+  }
+}
+
 export class OpenLoopPublisher {
   private readonly topics: TopicState[];
   private readonly random: () => number;
-  private readonly perTick: number;
+  /** Undefined when nothing is published (rate 0). */
+  private readonly counts: SimulatorCounts | undefined;
   private startedAt = 0;
   private tick = 0;
-  private carry = 0;
   private timer: NodeJS.Timeout | undefined;
   private ticks = 0;
   private published = 0;
-  /** Per tick since the start: its scheduled time, messages per topic, and how late it fired (ms). */
+  /** Per tick since the start (tick i + 1 at index i): its scheduled time and how late it fired (ms). */
   private readonly tickTimes: number[] = [];
-  private readonly tickCounts: number[] = [];
   private readonly tickLateness: number[] = [];
 
   constructor(
@@ -90,11 +136,14 @@ export class OpenLoopPublisher {
   ) {
     this.random = mulberry32(options.seed);
     this.topics = options.topics.map((id, i) => ({ id, midCents: 1_000_000 * (i + 1), sequence: 0 }));
-    this.perTick = (options.ratePerTopic * options.tickMs) / 1000;
+    this.counts =
+      options.ratePerTopic > 0
+        ? new SimulatorCounts(options.topics, options.ratePerTopic, options.tickMs, options.seed)
+        : undefined;
   }
 
   start(): void {
-    if (this.options.ratePerTopic <= 0) return;
+    if (!this.counts) return;
     this.startedAt = epochMs();
     this.schedule();
   }
@@ -106,18 +155,18 @@ export class OpenLoopPublisher {
 
   /** What was scheduled in [fromEpochMs, toEpochMs), from the tick history (asked for after the window). */
   stats(fromEpochMs: number, toEpochMs: number): PublisherStats {
-    let perTopic = 0;
+    const perTopic = this.topics.map(() => 0);
     const lateness = newHistogram();
     for (let i = 0; i < this.tickTimes.length; i++) {
       const at = this.tickTimes[i]!;
       if (at < fromEpochMs || at >= toEpochMs) continue;
-      perTopic += this.tickCounts[i]!;
+      for (let t = 0; t < perTopic.length; t++) perTopic[t]! += this.counts!.at(i + 1, t);
       lateness.recordValue(Math.round(this.tickLateness[i]! * 1000));
     }
     return {
       ticks: this.ticks,
       published: this.published,
-      scheduledInWindow: Object.fromEntries(this.topics.map((t) => [t.id, perTopic])),
+      scheduledInWindow: Object.fromEntries(this.topics.map((t, i) => [t.id, perTopic[i]!])),
       lateness: encodeHistogram(lateness),
     };
   }
@@ -141,18 +190,14 @@ export class OpenLoopPublisher {
 
   private emitTick(scheduled: number, firedAt: number): void {
     this.ticks++;
-    this.carry += this.perTick;
-    const count = Math.floor(this.carry);
-    this.carry -= count;
     this.tickTimes.push(scheduled);
-    this.tickCounts.push(count);
     this.tickLateness.push(Math.max(0, firedAt - scheduled));
-    if (count === 0) return;
     const time = isoMicros(scheduled);
-    for (const topic of this.topics) {
+    for (const [t, topic] of this.topics.entries()) {
+      const count = this.counts!.at(this.tick, t);
       for (let i = 0; i < count; i++) this.sink(topic.id, this.next(topic, time));
+      this.published += count;
     }
-    this.published += count * this.topics.length;
   }
 
   /** One change near the mid, as the simulator makes them: a side, a price level and its new size. */
