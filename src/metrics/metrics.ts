@@ -108,7 +108,7 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
     }),
     feedToSendLatency: new Histogram({
       name: 'ws_feed_to_send_latency_seconds',
-      help: 'Time from a feed event entering the gateway to its message being handed to uWebSockets.js, by channel.',
+      help: 'Time from a feed event entering the gateway to the end of the event-loop turn that handed its message to uWebSockets.js (which writes it then), by channel.',
       labelNames: ['channel'],
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
       registers,

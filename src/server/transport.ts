@@ -16,7 +16,7 @@ import type { ConnectionAdmission } from '../limits/admission.js';
 import { formatIp, fromUwsAddress, parseIp, resolveClientAddress } from '../limits/client-address.js';
 import { InboundRateLimiter } from '../limits/rate-limits.js';
 import { SampledLog } from '../logging/sampled-log.js';
-import { epochMs, monotonicMs } from '../market/time.js';
+import { monotonicMs } from '../market/time.js';
 import { CHANNELS, type Channel } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { Connection, type ConnectionContext, type SocketData } from './connection.js';
@@ -29,6 +29,7 @@ import {
   NOT_FOUND,
   statusLine,
 } from './http-routes.js';
+import { PublishTally } from './publish-tally.js';
 
 export interface TransportOptions {
   readonly host: string;
@@ -108,7 +109,7 @@ export class Transport {
   private readonly handlerErrors: SampledLog;
   private readonly inbound: InboundRateLimiter;
   private readonly sentByChannel: ReadonlyMap<Channel, { inc(n?: number): void }>;
-  private readonly latencyByChannel: ReadonlyMap<string, { observe(v: number): void }>;
+  private readonly publishTally: PublishTally;
   private readonly flow: FlowControl<Connection>;
   /** Shared by every connection of this transport (one object, not a closure per connection). */
   private readonly connectionContext: ConnectionContext;
@@ -126,7 +127,10 @@ export class Transport {
   ) {
     const { metrics, market } = deps;
     this.sentByChannel = new Map(CHANNELS.map((c) => [c, metrics.messagesSentTotal.labels(c)]));
-    this.latencyByChannel = new Map(CHANNELS.map((c) => [c, metrics.feedToSendLatency.labels(c)]));
+    this.publishTally = new PublishTally((c) => ({
+      sent: this.sentByChannel.get(c)!,
+      latency: metrics.feedToSendLatency.labels(c),
+    }));
     this.flow = new FlowControl(options.flowControl, {
       slowConsumersChanged: (delta) => metrics.slowConsumers.inc(delta),
       conflated: (channel) => metrics.messagesConflatedTotal.labels(channel).inc(),
@@ -196,8 +200,7 @@ export class Transport {
     const subscribers = this.app.numSubscribers(topic);
     if (subscribers === 0) return;
     this.app.publish(topic, payload, false, false);
-    this.sentByChannel.get(channel)!.inc(subscribers);
-    this.latencyByChannel.get(channel)!.observe((epochMs() - receivedAtEpochMs) / 1000);
+    this.publishTally.published(channel, subscribers, receivedAtEpochMs);
   }
 
   /**
