@@ -244,7 +244,7 @@ interface RunResult {
 }
 
 function markdown(run: RunResult): string {
-  const sustainedList = sustainedFigures(run.fanout, run.options.servers);
+  const sustainedList = sustainedFigures(run.fanout, run.options.servers, run.options.topics.length);
   const parts = [
     `Run of ${run.startedAt} — \`${run.command}\``,
     '',

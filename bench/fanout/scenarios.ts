@@ -7,6 +7,7 @@
  *   http         (the gateway) autocannon against its REST endpoints, alone and while WebSocket
  *                clients stream, with the stream's latency measured in the same windows.
  */
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { busyCoresBetween, readMachineCpu } from '../lib/machine-cpu.js';
@@ -20,6 +21,8 @@ import { type ServerUnderTest, startServer } from './servers.js';
 
 /** Above this event-loop utilisation a load client cannot be trusted to read as fast as the server sends. */
 export const GENERATOR_SATURATED_ELU = 0.9;
+/** Share of the machine's CPUs busy in a window above which a fan-out point is machine-bound. */
+export const MACHINE_SATURATED_SHARE = 0.9;
 
 export type Log = (line: string) => void;
 
@@ -96,6 +99,14 @@ export interface FanoutResult {
   readonly peakRssBytes: number;
   /** CPU the rest of the machine used in the window, in cores (other sessions, the OS). */
   readonly otherCpuCores: number;
+  /** Cores the whole machine kept busy in the window (server, generator, this process, the rest). */
+  readonly machineBusyCores: number;
+  /**
+   * The machine was at least MACHINE_SATURATED_SHARE busy: the server and the generator competed for
+   * the last of it, so a shortfall here may be the generator's (inconclusive); a point sustained
+   * regardless still counts.
+   */
+  readonly machineSaturated: boolean;
   /** How late the peer publisher's ticks fired (undefined for the gateway). */
   readonly publisherLateness: LatencyMs | undefined;
   readonly publisher: Omit<PublisherStats, 'lateness'> | undefined;
@@ -278,7 +289,15 @@ async function measureWindow(
     serverCpuSeconds / (elapsedMs / 1000) -
     clientCores -
     (own.user + own.system) / 1000 / elapsedMs;
-  return { reports: clientReports, serverCpuSeconds, elapsedMs, otherCpuCores, fromEpochMs, toEpochMs };
+  return {
+    reports: clientReports,
+    serverCpuSeconds,
+    elapsedMs,
+    otherCpuCores,
+    machineBusyCores: machineCores,
+    fromEpochMs,
+    toEpochMs,
+  };
 }
 
 export async function runFanout(
@@ -347,6 +366,8 @@ export async function runFanout(
       deliveryCpuPerMessageUs: ((serverCpuCores - feedOnlyCpuCores) / stream.deliveredPerSecond) * 1e6,
       peakRssBytes,
       otherCpuCores: window.otherCpuCores,
+      machineBusyCores: window.machineBusyCores,
+      machineSaturated: window.machineBusyCores >= MACHINE_SATURATED_SHARE * os.cpus().length,
       publisherLateness,
       publisher: publisherCounts,
       connect,
