@@ -3,11 +3,12 @@
  * messages on a fixed schedule, each carrying its scheduled time and a per-topic sequence.
  *
  * The schedule is a grid of ticks (every `tickMs` from the start, the same 10 ms the gateway's
- * simulator wakes on); tick k is due at start + k·tickMs and carries, per topic, as many messages as
- * the gateway's simulator emits for that product at that tick at the same rate and seed (see
- * SimulatorCounts), every one stamped with the tick's scheduled time. A tick that fires late (a busy server) still carries
- * its scheduled time, and missed ticks are all emitted when the loop comes back, so a stalled server
- * shows up as latency and never as a lower offered rate (no coordinated omission).
+ * simulator wakes on); tick k is due at start + k·tickMs and carries, per topic, as many messages
+ * as the gateway's simulator emits for that product at that tick at the same rate and seed (see
+ * SimulatorCounts), every one stamped with the tick's scheduled time. A tick that fires late (a
+ * busy server) still carries its scheduled time, and missed ticks are all emitted when the loop
+ * comes back, so a stalled server shows up as latency and never as a lower offered rate (no
+ * coordinated omission).
  */
 import { performance } from 'node:perf_hooks';
 import { productFromId } from '../../src/config/products.js';
@@ -104,6 +105,7 @@ export class SimulatorCounts {
       const steps = Math.floor(carry);
       carry -= steps;
       if (steps === 0) continue;
+      // Any time will do: only the number of events per market is kept.
       credit.spend(steps, '2026-01-01T00:00:00.000000Z', (market) => {
         this.counts[tick * this.topicCount + market]!++;
       });
