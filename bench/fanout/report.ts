@@ -106,11 +106,12 @@ export interface SustainedFigure {
   /** Highest delivered msg/s of a point with at least 99% on schedule and no gap (less noise-sensitive). */
   readonly deliveredAt99PerSecond: number;
   readonly point: string | undefined;
-  /** It sustained the heaviest point it ran: its limit is above the ladder (a lower bound). */
-  readonly atTopOfLadder: boolean;
   /** The generator was saturated at that point (the figure may be the generator's). */
   readonly generatorSaturated: boolean;
-  /** The lowest offered msg/s above that point that it did not sustain: its limit lies below. */
+  /**
+   * The lowest offered msg/s above that point that it did not sustain: its limit lies below.
+   * Undefined when it sustained the heaviest point it ran (its figure is then a lower bound).
+   */
   readonly fellShortAtOffered: number | undefined;
   /** The machine was saturated at that shortfall: the generator may have been short of CPU too. */
   readonly fellShortOnSaturatedMachine: boolean;
@@ -132,7 +133,6 @@ export function sustainedFigures(
         undefined,
       );
     const best = highest(mine.filter((r) => sustained(r.stream)));
-    const heaviest = Math.max(...mine.map(nominalOffered));
     const at99 = mine
       .filter((r) => r.stream.onScheduleShare >= 0.99 && r.stream.missingSequences === 0)
       .reduce((m, r) => Math.max(m, r.stream.deliveredPerSecond), 0);
@@ -147,7 +147,6 @@ export function sustainedFigures(
       deliveredPerSecond: best?.stream.deliveredPerSecond ?? 0,
       deliveredAt99PerSecond: at99,
       point: best?.point.name,
-      atTopOfLadder: best !== undefined && nominalOffered(best) >= heaviest,
       generatorSaturated: best?.stream.generator.saturated ?? false,
       fellShortAtOffered: shortfall ? nominalOffered(shortfall) : undefined,
       fellShortOnSaturatedMachine: shortfall?.machineSaturated ?? false,
@@ -170,7 +169,9 @@ export function sustainedTable(figures: readonly SustainedFigure[]): string {
       f.point ?? '-',
       f.deliveredAt99PerSecond > 0 ? fmt.int(f.deliveredAt99PerSecond) : '-',
       [
-        f.atTopOfLadder ? 'sustained the heaviest point it ran: a lower bound' : '',
+        f.deliveredPerSecond > 0 && f.fellShortAtOffered === undefined
+          ? 'sustained the heaviest point it ran: a lower bound'
+          : '',
         f.fellShortAtOffered !== undefined
           ? `fell short at ${fmt.int(f.fellShortAtOffered)} offered${f.fellShortOnSaturatedMachine ? ' (machine saturated there)' : ''}`
           : '',

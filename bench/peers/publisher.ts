@@ -12,7 +12,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { productFromId } from '../../src/config/products.js';
-import { createMarkets, EventCredit } from '../../src/feeds/simulator/pacing.js';
+import { createMarkets, EventCredit, TickPacer } from '../../src/feeds/simulator/pacing.js';
 import { encodeHistogram, newHistogram } from '../fanout/hdr.js';
 
 export interface L2Update {
@@ -96,18 +96,18 @@ export class SimulatorCounts {
     });
     const credit = new EventCredit(createMarkets(specs, ratePerTopic, seed));
     this.topicCount = topics.length;
-    const perTick = (ratePerTopic * tickMs) / 1000;
+    // The simulator's own pacing, one tick per wake, on a clock that starts at 0.
+    const pacer = new TickPacer(ratePerTopic, tickMs);
+    pacer.reset(0);
     this.ticks = Math.max(1, Math.round((SCHEDULE_SECONDS * 1000) / tickMs));
     this.counts = new Uint16Array(this.ticks * this.topicCount);
-    let carry = 0;
     for (let tick = 0; tick < this.ticks; tick++) {
-      carry += perTick;
-      const steps = Math.floor(carry);
-      carry -= steps;
-      if (steps === 0) continue;
-      // Any time will do: only the number of events per market is kept.
-      credit.spend(steps, '2026-01-01T00:00:00.000000Z', (market) => {
-        this.counts[tick * this.topicCount + market]!++;
+      pacer.forEachDue((tick + 1) * tickMs, (steps) => {
+        if (steps === 0) return;
+        // Any time will do: only the number of events per market is kept.
+        credit.spend(steps, '2026-01-01T00:00:00.000000Z', (market) => {
+          this.counts[tick * this.topicCount + market]!++;
+        });
       });
     }
   }

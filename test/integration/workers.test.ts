@@ -31,6 +31,26 @@ function expectConsecutive(messages: Message[]): number {
   return sequences.length;
 }
 
+/**
+ * After a worker fault: waits on every client for its socket to close (the faulty worker's clients)
+ * or for another update (up to `waitMs`), and splits them into the closed and the still open.
+ */
+async function splitByFault(
+  clients: readonly TestClient[],
+  waitMs: number,
+): Promise<{ closedOnes: TestClient[]; survivors: TestClient[] }> {
+  const closedOnes: TestClient[] = [];
+  await Promise.all(
+    clients.map((c) =>
+      Promise.race([
+        c.closed.then(() => closedOnes.push(c)),
+        c.next((m) => m.type === 'l2update' && (m.sequence as number) > 0, waitMs).then(() => undefined),
+      ]),
+    ),
+  );
+  return { closedOnes, survivors: clients.filter((c) => c.socket.readyState === c.socket.OPEN) };
+}
+
 describe.each([2, 3])('WS_WORKER_THREADS=%i', (threads) => {
   it('every client on every worker gets the complete, ordered stream and an exact book', async () => {
     gw = await startTestGateway({ WS_WORKER_THREADS: String(threads), SIM_EVENTS_PER_SEC: '400' });
@@ -154,21 +174,11 @@ describe('a worker that dies', () => {
     for (const s of settled)
       if (s.status === 'rejected') expect(String(s.reason)).toMatch(/ECONNRESET|socket hang up/);
     expect(restartMs).toBeLessThan(1_000);
-    const closedOnes: TestClient[] = [];
-    const survivors: TestClient[] = [];
     // The dead worker's clients see their sockets closed; wait for that event on each of them.
-    await Promise.all(
-      clients.map((c) =>
-        Promise.race([
-          c.closed.then(() => closedOnes.push(c)),
-          c.next((m) => m.type === 'l2update' && (m.sequence as number) > 0, 3_000).then(() => undefined),
-        ]),
-      ),
-    );
-    // Survivors keep receiving: consume another stretch of the stream from each open client.
-    for (const c of clients) if (c.socket.readyState === c.socket.OPEN) survivors.push(c);
+    const { closedOnes, survivors } = await splitByFault(clients, 3_000);
     expect(closedOnes.length).toBeGreaterThan(0);
     expect(survivors.length + closedOnes.length).toBe(30);
+    // Survivors keep receiving: consume another stretch of the stream from each open client.
     await Promise.all(survivors.map((c) => c.next((m) => m.type === 'l2update')));
     for (const c of survivors) expectConsecutive(c.messages);
 
@@ -197,16 +207,7 @@ describe('a worker whose event loop is stuck', () => {
 
     const restartMs = await gw.gateway.injectWorkerFault(0, 'hang');
     expect(restartMs).toBeLessThan(1_000);
-    const closedOnes: TestClient[] = [];
-    await Promise.all(
-      clients.map((c) =>
-        Promise.race([
-          c.closed.then(() => closedOnes.push(c)),
-          c.next((m) => m.type === 'l2update' && (m.sequence as number) > 0, 5_000).then(() => undefined),
-        ]),
-      ),
-    );
-    const survivors = clients.filter((c) => c.socket.readyState === c.socket.OPEN);
+    const { closedOnes, survivors } = await splitByFault(clients, 5_000);
     expect(closedOnes.length).toBeGreaterThan(0);
     expect(survivors.length + closedOnes.length).toBe(30);
     await Promise.all(survivors.map((c) => c.next((m) => m.type === 'l2update')));
