@@ -2,8 +2,9 @@
  * Benchmark (issue 7): the gateway side by side with what a Node.js team would use instead, in one
  * run on one machine: raw uWebSockets.js (app.publish), the `ws` package (a broadcast loop over one
  * pre-serialised buffer) and Socket.IO (rooms), each a small server in bench/peers/ running the same
- * open-loop publisher (bench/peers/publisher.ts), and the gateway as users start it (node
- * dist/src/main.js, its simulator at the same rate per product).
+ * open-loop publisher (bench/peers/publisher.ts), and the gateway, built by its own composition root
+ * from its environment variables and fed that same publisher through its FeedSource interface
+ * (bench/peers/gateway-server.ts; `--gateway-feed simulator`: node dist/src/main.js on its simulator).
  *
  * Scenarios (bench/fanout/scenarios.ts), each against a fresh server process, the servers in
  * alternating order from one point to the next:
@@ -52,7 +53,7 @@ import {
   runFanout,
   runHttp,
 } from './fanout/scenarios.js';
-import { PEER_KINDS, PEER_NAMES } from './fanout/servers.js';
+import { GATEWAY_FEEDS, type GatewayFeed, PEER_KINDS, PEER_NAMES } from './fanout/servers.js';
 import { sleep } from './lib/report.js';
 
 const OUT_DIR = fileURLToPath(new URL('../../bench/out/', import.meta.url));
@@ -74,6 +75,8 @@ type Scenario = (typeof SCENARIOS)[number];
 const HELP = `Usage: node dist/bench/compare.js [options]   (npm run bench / npm run bench:smoke)
   --smoke                 every scenario briefly (a check that it works, not a measurement)
   --servers <list>        of ${PEER_KINDS.join(',')} (default: all)
+  --gateway-feed <feed>   publisher (default): the peers' open-loop publisher, through the gateway's
+                          FeedSource interface; simulator: its built-in simulator, as npm start runs it
   --scenarios <list>      of ${SCENARIOS.join(',')} (default: all)
   --duration <s>          measured seconds per point (default 10; smoke 1)
   --warmup <s>            seconds between connecting and measuring (default 3; smoke 0.3)
@@ -91,6 +94,7 @@ const HELP = `Usage: node dist/bench/compare.js [options]   (npm run bench / npm
 interface Options {
   readonly smoke: boolean;
   readonly servers: readonly PeerKind[];
+  readonly gatewayFeed: GatewayFeed;
   readonly scenarios: readonly Scenario[];
   readonly points: readonly FanoutPoint[];
   readonly latencyPairs: number;
@@ -119,11 +123,19 @@ function list<T extends string>(name: string, raw: string | undefined, allowed: 
   return values as T[];
 }
 
+function oneOf<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T {
+  if (raw === undefined) return allowed[0]!;
+  if (!(allowed as readonly string[]).includes(raw))
+    throw new Error(`--${name}: unknown ${raw} (known: ${allowed.join(', ')})`);
+  return raw as T;
+}
+
 function options(): Options | undefined {
   const { values } = parseArgs({
     options: {
       smoke: { type: 'boolean', default: false },
       servers: { type: 'string' },
+      'gateway-feed': { type: 'string' },
       scenarios: { type: 'string' },
       points: { type: 'string' },
       duration: { type: 'string' },
@@ -146,6 +158,7 @@ function options(): Options | undefined {
   return {
     smoke,
     servers: list('servers', values.servers, PEER_KINDS),
+    gatewayFeed: oneOf('gateway-feed', values['gateway-feed'], GATEWAY_FEEDS),
     scenarios: list('scenarios', values.scenarios, SCENARIOS),
     points: values.points === undefined ? fanoutPoints(smoke) : parsePoints(values.points),
     latencyPairs: Math.round(positive('latency-pairs', values['latency-pairs'], smoke ? 1 : 8)),
@@ -250,6 +263,10 @@ function markdown(run: RunResult): string {
     '',
     `Machine: ${machineLine(run.machine)}; at the end ${run.loadAverageAtEnd.map((n) => n.toFixed(2)).join(' ')}.`,
     '',
+    run.options.gatewayFeed === 'publisher'
+      ? 'Feeds: every server runs the same open-loop publisher; the gateway gets its changes through its FeedSource interface (bench/peers/gateway-server.ts).'
+      : 'Feeds: the peers run the open-loop publisher; the gateway runs as `npm start` does, on its simulator at the same rate per product.',
+    '',
   ];
   if (run.fanout.length > 0)
     parts.push(
@@ -338,6 +355,7 @@ async function main(): Promise<void> {
     topics: TOPICS,
     clientProcesses: opts.clients,
     seed: 7,
+    gatewayFeed: opts.gatewayFeed,
     localAddresses: Array.from({ length: opts.sourceAddresses }, (_, i) => `127.0.0.${i + 2}`),
     cpuProfileDir: profileDir,
     clientProfileDir: opts.profileClients ? `${profileRoot}/clients` : undefined,

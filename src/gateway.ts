@@ -114,12 +114,20 @@ function createConnectGate(
   };
 }
 
-/** The composition root: builds every part from the configuration and wires them together. */
-export async function startGateway(config: GatewayConfig, logger: Logger, uws: typeof uWS): Promise<Gateway> {
+/**
+ * The composition root: builds every part from the configuration and wires them together. `feed`
+ * is the source FEED_SOURCE names unless one is given (the benchmark feeds the gateway the same
+ * publisher as its peers through it).
+ */
+export async function startGateway(
+  config: GatewayConfig,
+  logger: Logger,
+  uws: typeof uWS,
+  feed: FeedSource = createFeed(config),
+): Promise<Gateway> {
   const metrics = createMetrics({ processMetrics: true });
-  const feed = createFeed(config);
   const invalidEvents = new SampledLog(logger);
-  const feedEvents = metrics.feedEventsTotal.labels(feed.name);
+  const feedEventApplied = metrics.feedEventCounter(feed.name);
   const transportOptions: TransportOptions = {
     host: config.host,
     port: config.port,
@@ -148,7 +156,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, uws: t
       hasSubscribers: (topic) => delivery!.hasSubscribers(topic),
     },
     {
-      eventApplied: () => feedEvents.inc(),
+      eventApplied: feedEventApplied,
       feedLiveChanged: (live) => metrics.feedStale.set(live ? 0 : 1),
       conflated: (channel) => metrics.messagesConflatedTotal.labels(channel).inc(),
       eventRejected: (reason, productId, detail) => {

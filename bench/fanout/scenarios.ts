@@ -17,7 +17,7 @@ import type { ClientConfig, ConnectReport, PeerKind, StreamReport } from './clie
 import { type LatencyMs, latencyMs, mergeHistograms } from './hdr.js';
 import { FanoutClient } from './load-client-handle.js';
 import { processCpuSeconds, processMemory } from './proc.js';
-import { type ServerUnderTest, startServer } from './servers.js';
+import { type GatewayFeed, type ServerUnderTest, startServer } from './servers.js';
 
 /** Above this event-loop utilisation a load client cannot be trusted to read as fast as the server sends. */
 export const GENERATOR_SATURATED_ELU = 0.9;
@@ -30,6 +30,7 @@ export interface CommonSettings {
   readonly topics: readonly string[];
   readonly clientProcesses: number;
   readonly seed: number;
+  readonly gatewayFeed: GatewayFeed;
   /** Source addresses for the client processes, used in turn (empty: the kernel's choice). */
   readonly localAddresses: readonly string[];
   /** Profile the server processes (V8 CPU profiles into this directory). */
@@ -91,7 +92,7 @@ export interface FanoutResult {
   readonly cpuPerMessageUs: number;
   /**
    * The same server at the same rate before any client connected: what its feed alone costs (the
-   * gateway's simulator, order books and serialisation; the peers' publisher), in cores.
+   * publisher, and the gateway's sequence checks and order books, or its simulator), in cores.
    */
   readonly feedOnlyCpuCores: number;
   /** (server CPU − feed-only CPU) per delivered message, µs: the cost of delivery itself. */
@@ -310,6 +311,7 @@ export async function runFanout(
     topics: settings.topics,
     ratePerTopic: point.ratePerTopic,
     seed: settings.seed,
+    gatewayFeed: settings.gatewayFeed,
     cpuProfileDir: settings.cpuProfileDir,
   });
   const clients: FanoutClient[] = [];
@@ -407,6 +409,7 @@ export async function runConnections(
     topics: settings.topics,
     ratePerTopic: 0,
     seed: settings.seed,
+    gatewayFeed: settings.gatewayFeed,
     cpuProfileDir: settings.cpuProfileDir,
   });
   const clients: FanoutClient[] = [];
@@ -480,6 +483,7 @@ export async function runHttp(settings: HttpSettings, log: Log): Promise<HttpRes
     topics: settings.topics,
     ratePerTopic: settings.ratePerTopic,
     seed: settings.seed,
+    gatewayFeed: settings.gatewayFeed,
     cpuProfileDir: settings.cpuProfileDir,
   });
   const clients: FanoutClient[] = [];

@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { GATEWAY_NODE_OPTIONS } from '../../src/node-options.js';
 import { GatewayProcess } from '../lib/gateway-process.js';
 import { ONE_IP_LIMITS } from '../lib/scenario.js';
 import type { ParentToPeer, PeerConfig, PeerToParent } from '../peers/protocol.js';
@@ -19,11 +20,19 @@ export const PEER_NAMES: Readonly<Record<PeerKind, string>> = {
 /** The simulator's tick; the peers' publisher uses the same, so both batch a tick's messages alike. */
 export const TICK_MS = 10;
 
+/**
+ * What feeds the gateway: the peers' open-loop publisher through its FeedSource interface
+ * (bench/peers/gateway-server.ts, the default), or its built-in simulator as `npm start` runs it.
+ */
+export const GATEWAY_FEEDS = ['publisher', 'simulator'] as const;
+export type GatewayFeed = (typeof GATEWAY_FEEDS)[number];
+
 export interface ServerOptions {
   readonly topics: readonly string[];
-  /** Messages (peers) or simulator steps (gateway) per second per topic; 0: idle. */
+  /** Messages per second per topic (the simulator's events per product for a simulator-fed gateway); 0: idle. */
   readonly ratePerTopic: number;
   readonly seed: number;
+  readonly gatewayFeed: GatewayFeed;
   /** Extra gateway environment (e.g. WS_WORKER_THREADS). */
   readonly gatewayEnv?: Readonly<Record<string, string>>;
   /** Write a V8 CPU profile of the server process into this directory when it exits. */
@@ -43,7 +52,7 @@ export interface ServerUnderTest {
   readonly expectSnapshot: boolean;
   /** http://host:port of the gateway's REST side (undefined for the peers). */
   readonly httpUrl: string | undefined;
-  /** The peer publisher's figures for a window of scheduled time (undefined for the gateway). */
+  /** The publisher's figures for a window of scheduled time (undefined for a simulator-fed gateway). */
   publisherStats(fromEpochMs: number, toEpochMs: number): Promise<PublisherStats | undefined>;
   stop(): Promise<void>;
 }
@@ -52,21 +61,29 @@ const HOST = '127.0.0.1';
 const profileArgs = (dir: string | undefined) => (dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []);
 
 export async function startServer(kind: PeerKind, options: ServerOptions): Promise<ServerUnderTest> {
-  return kind === 'gateway' ? startGateway(options) : startPeer(kind, options);
+  if (kind !== 'gateway') return startPeer(kind, options);
+  const env = {
+    ...ONE_IP_LIMITS,
+    WS_MAX_CONNECTIONS: '1000000',
+    WS_WORKER_THREADS: '0',
+    PRODUCTS: options.topics.join(','),
+    ...options.gatewayEnv,
+  };
+  if (options.gatewayFeed === 'simulator') return startSimulatorGateway(options, env);
+  return startPeer('gateway', options, { ...env, HOST, PORT: '0', LOG_LEVEL: 'warn' });
 }
 
 /** The gateway as users start it (node dist/src/main.js), fed by its simulator at the given rate. */
-async function startGateway(options: ServerOptions): Promise<ServerUnderTest> {
+async function startSimulatorGateway(
+  options: ServerOptions,
+  env: Readonly<Record<string, string>>,
+): Promise<ServerUnderTest> {
   const gateway = await GatewayProcess.start(
     {
-      ...ONE_IP_LIMITS,
-      WS_MAX_CONNECTIONS: '1000000',
-      WS_WORKER_THREADS: '0',
-      PRODUCTS: options.topics.join(','),
+      ...env,
       // The simulator's floor is 0.1 event/s per product: "idle" is nearly silent, not silent.
       SIM_EVENTS_PER_SEC: String(Math.max(0.1, options.ratePerTopic)),
       SIM_SEED: String(options.seed),
-      ...options.gatewayEnv,
     },
     20_000,
     profileArgs(options.cpuProfileDir),
@@ -87,15 +104,18 @@ async function startGateway(options: ServerOptions): Promise<ServerUnderTest> {
   };
 }
 
-const PEER_SCRIPTS: Readonly<Record<Exclude<PeerKind, 'gateway'>, string>> = {
+const PEER_SCRIPTS: Readonly<Record<PeerKind, string>> = {
   uws: 'uws-server.js',
   ws: 'ws-server.js',
   socketio: 'socketio-server.js',
+  gateway: 'gateway-server.js',
 };
 
+/** A server of bench/peers/ running the open-loop publisher; `gatewayEnv` is the gateway's configuration. */
 async function startPeer(
-  kind: Exclude<PeerKind, 'gateway'>,
+  kind: PeerKind,
   options: ServerOptions,
+  gatewayEnv: Readonly<Record<string, string>> = {},
 ): Promise<ServerUnderTest> {
   const config: PeerConfig = {
     host: HOST,
@@ -106,9 +126,9 @@ async function startPeer(
   };
   const script = fileURLToPath(new URL(`../peers/${PEER_SCRIPTS[kind]}`, import.meta.url));
   const child = fork(script, [], {
-    env: { PATH: process.env.PATH ?? '', PEER_CONFIG: JSON.stringify(config) },
+    env: { ...gatewayEnv, PATH: process.env.PATH ?? '', PEER_CONFIG: JSON.stringify(config) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: profileArgs(options.cpuProfileDir),
+    execArgv: [...(kind === 'gateway' ? GATEWAY_NODE_OPTIONS : []), ...profileArgs(options.cpuProfileDir)],
   });
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
@@ -130,8 +150,8 @@ async function startPeer(
     port,
     path: kind === 'socketio' ? '/socket.io/?EIO=4&transport=websocket' : '/',
     socketIo: kind === 'socketio',
-    expectSnapshot: false,
-    httpUrl: undefined,
+    expectSnapshot: kind === 'gateway',
+    httpUrl: kind === 'gateway' ? `http://${HOST}:${port}` : undefined,
     publisherStats: async (fromEpochMs, toEpochMs) => {
       const reply = nextMessage(child, 'stats', 30_000);
       send({ kind: 'stats', fromEpochMs, toEpochMs });

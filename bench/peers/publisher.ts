@@ -63,10 +63,14 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-/** Per topic: a mid price in cents drifting by a tick now and then, and the next sequence. */
+/**
+ * Per topic: a fixed mid price in cents and the next sequence. Bids stay below the mid and asks
+ * above it, so the changes describe a book that never crosses: the gateway's hub applies them to
+ * its L2 book, and would reject (and resynchronise) a crossed one.
+ */
 interface TopicState {
   readonly id: string;
-  midCents: number;
+  readonly midCents: number;
   sequence: number;
 }
 
@@ -202,10 +206,8 @@ export class OpenLoopPublisher {
     }
   }
 
-  /** One change near the mid, as the simulator makes them: a side, a price level and its new size. */
+  /** One change within 20 ticks of the mid, as the simulator makes them: a side, a price level and its new size (0: gone). */
   private next(topic: TopicState, time: string): L2Update {
-    const r = this.random();
-    if (r < 0.1) topic.midCents += r < 0.05 ? -1 : 1;
     const buy = this.random() < 0.5;
     const offset = 1 + Math.floor(this.random() * 20);
     const cents = buy ? topic.midCents - offset : topic.midCents + offset;

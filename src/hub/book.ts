@@ -92,6 +92,7 @@ export class L2Book {
 
   /** Applies the changes atomically: if the result would cross, nothing changes and it returns false. */
   apply(changes: readonly BookChange[]): boolean {
+    if (changes.length === 1) return this.applyOne(changes[0]!);
     const undo: Array<[Side, string, PriceLevel | undefined]> = [];
     for (const [side, price, size, orders] of changes) {
       undo.push([side, price, this.side(side).set(price, size, orders)]);
@@ -103,5 +104,19 @@ export class L2Book {
       else this.side(side).set(price, '0', 0);
     }
     return false;
+  }
+
+  /**
+   * Most events change one level: checked before it is made, with nothing to undo. The book is
+   * never crossed, so one removal cannot cross it, and one bid (ask) crosses it only if it reaches
+   * the best ask (bid).
+   */
+  private applyOne([side, price, size, orders]: BookChange): boolean {
+    if (!isZero(size)) {
+      const opposite = side === 'buy' ? this.asks.best() : this.bids.best();
+      if (opposite && compareCanonical(price, opposite[0]) * (side === 'buy' ? 1 : -1) >= 0) return false;
+    }
+    this.side(side).set(price, size, orders);
+    return true;
   }
 }

@@ -13,7 +13,6 @@ export interface GatewayMetrics {
   readonly messagesSentTotal: Counter<'channel'>;
   readonly subscriptions: Gauge<'channel'>;
   readonly clientErrorsTotal: Counter<'reason'>;
-  readonly feedEventsTotal: Counter<'source'>;
   readonly feedInvalidEventsTotal: Counter<'reason'>;
   readonly feedToSendLatency: Histogram<'channel'>;
   readonly workerConnections: Gauge<'worker'>;
@@ -26,6 +25,11 @@ export interface GatewayMetrics {
   readonly workerRestartsTotal: Counter<'reason'>;
   /** Adds a source of queued-message counts; ws_message_queue_size is their sum at scrape time. */
   addQueueSource(source: () => number): void;
+  /**
+   * Counts the events applied from one feed source in ws_feed_events_total{source}: a plain
+   * number on the per-event path, handed to the counter at scrape time.
+   */
+  feedEventCounter(source: string): () => void;
 }
 
 export interface MetricsOptions {
@@ -40,7 +44,21 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
   const registry = new Registry();
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
   const queueSources: Array<() => number> = [];
+  const feedEventCounts: Array<{ readonly source: string; applied: number }> = [];
   const registers = [registry];
+  // prom-client hashes the labels on every inc(): too much for every upstream event.
+  new Counter({
+    name: 'ws_feed_events_total',
+    help: 'Upstream feed events applied, by feed source.',
+    labelNames: ['source'],
+    registers,
+    collect() {
+      for (const count of feedEventCounts) {
+        this.labels(count.source).inc(count.applied);
+        count.applied = 0;
+      }
+    },
+  });
   new Gauge({
     name: 'ws_message_queue_size',
     help: 'Outbound messages accepted for delivery and not yet handed to a socket, over all queues.',
@@ -92,12 +110,6 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
       name: 'ws_client_errors_total',
       help: 'Error messages sent to clients, by reason code.',
       labelNames: ['reason'],
-      registers,
-    }),
-    feedEventsTotal: new Counter({
-      name: 'ws_feed_events_total',
-      help: 'Upstream feed events applied, by feed source.',
-      labelNames: ['source'],
       registers,
     }),
     feedInvalidEventsTotal: new Counter({
@@ -160,6 +172,13 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
     }),
     addQueueSource(source) {
       queueSources.push(source);
+    },
+    feedEventCounter(source) {
+      const count = { source, applied: 0 };
+      feedEventCounts.push(count);
+      return () => {
+        count.applied++;
+      };
     },
   };
 }
