@@ -14,6 +14,9 @@
  *   latency      raw uWS and the gateway at the light point, in alternating pairs: the latency
  *                target is a fraction of a millisecond and one run's p50 drifts by as much, so it
  *                is judged on the mean of several runs, with the spread of the pairs' differences;
+ *   cpu          raw uWS and the gateway at the heavy point, in alternating pairs: one run's CPU
+ *                per message drifts by ±15 %, more than the margin of the target, so the CPU
+ *                targets take the mean of every run at their point (ladder and pairs);
  *   connections  a connection storm (accepted/s), then the connections held idle: RSS per connection;
  *   http         (gateway) autocannon on /products, /products/{id}/book?level=2 and /metrics, alone
  *                and while WebSocket clients stream (and what that does to the stream).
@@ -32,13 +35,14 @@ import { parseArgs } from 'node:util';
 import type { PeerKind } from './fanout/client-protocol.js';
 import {
   connectionsTable,
+  cpuTable,
   fanoutTable,
   httpTable,
-  type LatencyRun,
   latencyTable,
   type Machine,
   machine,
   machineLine,
+  type PairedRun,
   sustainedFigures,
   sustainedTable,
   targets,
@@ -67,9 +71,10 @@ const RESULTS_END = '<!-- results:end -->';
  */
 const GIVE_UP_SHARE = 0.9;
 
-const LATENCY_WINDOW_MS = 5000;
+/** Window of each run of the latency and cpu pairs: many short runs, not a few long ones. */
+const PAIR_WINDOW_MS = 5000;
 const TOPICS = ['BTC-USD', 'ETH-USD', 'SOL-USD', 'ETH-BTC'];
-const SCENARIOS = ['fanout', 'latency', 'connections', 'http'] as const;
+const SCENARIOS = ['fanout', 'latency', 'cpu', 'connections', 'http'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const HELP = `Usage: node dist/bench/compare.js [options]   (npm run bench / npm run bench:smoke)
@@ -85,6 +90,8 @@ const HELP = `Usage: node dist/bench/compare.js [options]   (npm run bench / npm
                           (default: the ladder in fanoutPoints(); "light" and "heavy" feed the targets)
   --latency-pairs <n>     raw uWS / gateway pairs at the light point for the latency target
                           (default 8; smoke 1), each with a window of at most 5 s
+  --cpu-pairs <n>         raw uWS / gateway pairs at the heavy point for the CPU target
+                          (default 6; smoke 1), each with a window of at most 5 s
   --idle <n>              connections held at the idle point (default 10000; smoke 500)
   --source-addresses <n>  spread client processes over 127.0.0.2 ... (default 0: the kernel's choice)
   --profile               V8 CPU profiles of every server process into bench/out/profiles-<timestamp>/
@@ -98,6 +105,7 @@ interface Options {
   readonly scenarios: readonly Scenario[];
   readonly points: readonly FanoutPoint[];
   readonly latencyPairs: number;
+  readonly cpuPairs: number;
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly clients: number;
@@ -142,6 +150,7 @@ function options(): Options | undefined {
       warmup: { type: 'string' },
       clients: { type: 'string' },
       'latency-pairs': { type: 'string' },
+      'cpu-pairs': { type: 'string' },
       idle: { type: 'string' },
       'source-addresses': { type: 'string' },
       profile: { type: 'boolean', default: false },
@@ -162,6 +171,7 @@ function options(): Options | undefined {
     scenarios: list('scenarios', values.scenarios, SCENARIOS),
     points: values.points === undefined ? fanoutPoints(smoke) : parsePoints(values.points),
     latencyPairs: Math.round(positive('latency-pairs', values['latency-pairs'], smoke ? 1 : 8)),
+    cpuPairs: Math.round(positive('cpu-pairs', values['cpu-pairs'], smoke ? 1 : 6)),
     durationMs: positive('duration', values.duration, smoke ? 1 : 10) * 1000,
     warmupMs: positive('warmup', values.warmup, smoke ? 0.3 : 3) * 1000,
     clients: Math.max(1, Math.round(positive('clients', values.clients, 3))),
@@ -180,10 +190,16 @@ const lightPoint = (smoke: boolean): FanoutPoint => ({
   ratePerTopic: 100,
 });
 
+/** The heavy point: ten messages per topic per turn (1000/s), where uWS batches writes, 200k msg/s. */
+const heavyPoint = (smoke: boolean): FanoutPoint => ({
+  name: 'heavy',
+  connections: smoke ? 20 : 50,
+  ratePerTopic: 1000,
+});
+
 /**
- * The fan-out points, 4 topics each. "light" (above); "heavy": ten per topic per turn (1000/s),
- * where uWS batches writes, 200k msg/s. Both run twice (the targets use the mean of all their
- * runs). The ladder steps raise the connections at 100/s per topic towards the highest rate each
+ * The fan-out points, 4 topics each: "light" and "heavy" (above) twice each (the targets use the
+ * mean of all their runs, the latency and cpu pairs' included). The ladder steps raise the connections at 100/s per topic towards the highest rate each
  * server sustains: finely just above the light point, where `ws` and Socket.IO give out, and in
  * steps of at most 1.17× at the top, where raw uWS and the gateway do (about 1.2–1.5M msg/s on the
  * 2-core machine of bench/RESULTS.md). A server that fell short at one offered rate is not run at
@@ -196,7 +212,7 @@ function fanoutPoints(smoke: boolean): FanoutPoint[] {
     ratePerTopic: 100,
   });
   if (smoke) return [lightPoint(true)];
-  const heavy: FanoutPoint = { name: 'heavy', connections: 50, ratePerTopic: 1000 };
+  const heavy = heavyPoint(false);
   return [
     ladder(10),
     ladder(25),
@@ -248,7 +264,9 @@ interface RunResult {
   readonly options: Options & { readonly topics: readonly string[] };
   readonly fanout: FanoutResult[];
   /** The latency scenario's runs at the light point, raw uWS and the gateway in alternating pairs. */
-  readonly latency: LatencyRun[];
+  readonly latency: PairedRun[];
+  /** The cpu scenario's runs at the heavy point, likewise. */
+  readonly cpu: PairedRun[];
   readonly connections: ConnectionsResult[];
   http: HttpResult | undefined;
   readonly failures: string[];
@@ -280,9 +298,16 @@ function markdown(run: RunResult): string {
     );
   if (run.latency.length > 0)
     parts.push(
-      `### Latency at the light point (raw uWS and the gateway in alternating pairs, ${Math.min(run.options.durationMs, LATENCY_WINDOW_MS) / 1000} s windows)`,
+      `### Latency at the light point (raw uWS and the gateway in alternating pairs, ${Math.min(run.options.durationMs, PAIR_WINDOW_MS) / 1000} s windows)`,
       '',
       latencyTable(run.latency),
+      '',
+    );
+  if (run.cpu.length > 0)
+    parts.push(
+      `### CPU at the heavy point (raw uWS and the gateway in alternating pairs, ${Math.min(run.options.durationMs, PAIR_WINDOW_MS) / 1000} s windows)`,
+      '',
+      cpuTable(run.cpu),
       '',
     );
   if (run.skipped.length > 0)
@@ -307,7 +332,7 @@ function markdown(run: RunResult): string {
       httpTable(run.http),
       '',
     );
-  const rows = targets(run.fanout, run.latency, sustainedList, run.connections);
+  const rows = targets(run.fanout, run.latency, run.cpu, sustainedList, run.connections);
   if (rows.length > 0)
     parts.push('### Targets (ratios in this run; reported, not asserted)', '', targetsTable(rows), '');
   if (run.failures.length > 0) parts.push('### Failures', '', ...run.failures.map((f) => `- ${f}`), '');
@@ -378,6 +403,7 @@ async function main(): Promise<void> {
     options: { ...opts, topics: TOPICS },
     fanout: [],
     latency: [],
+    cpu: [],
     connections: [],
     http: undefined,
     failures: [],
@@ -403,6 +429,30 @@ async function main(): Promise<void> {
       // Let the last run's sockets close and the CPU settle before the next.
       await sleep(opts.smoke ? 100 : 1000);
     }
+  };
+  /**
+   * Raw uWS and the gateway at `point`, `pairs` times in alternating order, in short windows: the
+   * targets' figures drift between runs by more than their margins, not within one run.
+   */
+  const runPairs = async (scenario: string, point: FanoutPoint, pairs: number): Promise<PairedRun[]> => {
+    const settings = { ...fanoutSettings, durationMs: Math.min(opts.durationMs, PAIR_WINDOW_MS) };
+    const runs: PairedRun[] = [];
+    for (let pair = 0; pair < pairs; pair++) {
+      for (const kind of orderAt(['uws', 'gateway'] as const, pair)) {
+        log(`${scenario} pair ${pair + 1}/${pairs}: ${PEER_NAMES[kind]}`);
+        const result = await attempt(`${scenario} pair ${pair + 1} ${kind}`, () =>
+          runFanout(kind, point, settings, log),
+        );
+        if (result) {
+          runs.push({ ...result, pair });
+          log(
+            `  p50 ${result.stream.latency.p50.toFixed(2)} ms, ${(result.stream.onScheduleShare * 100).toFixed(2)}% on schedule, ` +
+              `${result.cpuPerMessageUs.toFixed(3)} µs CPU/msg`,
+          );
+        }
+      }
+    }
+    return runs;
   };
   let turn = 0;
   if (opts.scenarios.includes('fanout')) {
@@ -446,23 +496,10 @@ async function main(): Promise<void> {
     opts.servers.includes('uws') &&
     opts.servers.includes('gateway')
   ) {
-    const point = lightPoint(opts.smoke);
-    // Many short runs: a run's p50 drifts by more than the target between runs, not within one.
-    const settings = { ...fanoutSettings, durationMs: Math.min(opts.durationMs, LATENCY_WINDOW_MS) };
-    for (let pair = 0; pair < opts.latencyPairs; pair++) {
-      for (const kind of orderAt(['uws', 'gateway'] as const, pair)) {
-        log(`latency pair ${pair + 1}/${opts.latencyPairs}: ${PEER_NAMES[kind]}`);
-        const result = await attempt(`latency pair ${pair + 1} ${kind}`, () =>
-          runFanout(kind, point, settings, log),
-        );
-        if (result) {
-          run.latency.push({ ...result, pair });
-          log(
-            `  p50 ${result.stream.latency.p50.toFixed(2)} ms, ${(result.stream.onScheduleShare * 100).toFixed(2)}% on schedule`,
-          );
-        }
-      }
-    }
+    run.latency.push(...(await runPairs('latency', lightPoint(opts.smoke), opts.latencyPairs)));
+  }
+  if (opts.scenarios.includes('cpu') && opts.servers.includes('uws') && opts.servers.includes('gateway')) {
+    run.cpu.push(...(await runPairs('cpu', heavyPoint(opts.smoke), opts.cpuPairs)));
   }
   if (opts.scenarios.includes('connections')) {
     for (const kind of orderAt(opts.servers, turn)) {
@@ -509,7 +546,8 @@ async function main(): Promise<void> {
   console.log(
     `Results: ${paths.json}\n         ${paths.md}${opts.writeResults ? `\n         ${RESULTS_MD}` : ''}`,
   );
-  const figures = run.fanout.length + run.latency.length + run.connections.length + (run.http ? 1 : 0);
+  const figures =
+    run.fanout.length + run.latency.length + run.cpu.length + run.connections.length + (run.http ? 1 : 0);
   if (run.failures.length > 0 || figures === 0) {
     console.error(`${run.failures.length} scenario(s) failed; ${figures} produced figures`);
     process.exitCode = 1;
