@@ -282,24 +282,28 @@ export interface PairedRun extends FanoutResult {
   readonly pair: number;
 }
 
-interface LatencyPair {
+interface RunPair {
   readonly pair: number;
+  /** The server that ran first. */
+  readonly first: PeerKind;
   readonly uws: FanoutResult;
   readonly gateway: FanoutResult;
-  /** Gateway p50 − raw uWS p50, ms. */
-  readonly difference: number;
 }
 
-function latencyPairs(runs: readonly PairedRun[]): LatencyPair[] {
-  const pairs: LatencyPair[] = [];
+/** The complete pairs among `runs`, in order. */
+function pairsOf(runs: readonly PairedRun[]): RunPair[] {
+  const pairs: RunPair[] = [];
   for (const pair of new Set(runs.map((r) => r.pair))) {
     const uws = runs.find((r) => r.pair === pair && r.kind === 'uws');
     const gateway = runs.find((r) => r.pair === pair && r.kind === 'gateway');
-    if (uws && gateway)
-      pairs.push({ pair, uws, gateway, difference: gateway.stream.latency.p50 - uws.stream.latency.p50 });
+    if (uws && gateway) pairs.push({ pair, first: runs.find((r) => r.pair === pair)!.kind, uws, gateway });
   }
   return pairs;
 }
+
+/** Gateway p50 − raw uWS p50, ms. */
+const latencyDifference = (p: RunPair) => p.gateway.stream.latency.p50 - p.uws.stream.latency.p50;
+const cpuRatio = (p: RunPair) => p.gateway.cpuPerMessageUs / p.uws.cpuPerMessageUs;
 
 /** Mean, and standard error of the mean (undefined from fewer than two values). */
 function meanAndError(values: readonly number[]): { mean: number; error: number | undefined } {
@@ -324,12 +328,12 @@ export function latencyTable(runs: readonly PairedRun[]): string {
       "raw uWS publisher's ticks late p50 ms",
       'on schedule % (uWS / gateway)',
     ],
-    latencyPairs(runs).map((p) => [
+    pairsOf(runs).map((p) => [
       String(p.pair + 1),
-      PEER_NAMES[runs.find((r) => r.pair === p.pair)!.kind],
+      PEER_NAMES[p.first],
       fmt.ms(p.uws.stream.latency.p50),
       fmt.ms(p.gateway.stream.latency.p50),
-      signedMs(p.difference),
+      signedMs(latencyDifference(p)),
       fmt.ms(p.uws.stream.latency.p99),
       fmt.ms(p.gateway.stream.latency.p99),
       p.uws.publisherLateness ? fmt.fixed(p.uws.publisherLateness.p50, 3) : '-',
@@ -340,22 +344,16 @@ export function latencyTable(runs: readonly PairedRun[]): string {
 
 /** The cpu scenario's pairs: CPU per delivered message of each server and their ratio. */
 export function cpuTable(runs: readonly PairedRun[]): string {
-  const rows: string[][] = [];
-  for (const pair of new Set(runs.map((r) => r.pair))) {
-    const uws = runs.find((r) => r.pair === pair && r.kind === 'uws');
-    const gateway = runs.find((r) => r.pair === pair && r.kind === 'gateway');
-    if (!uws || !gateway) continue;
-    rows.push([
-      String(pair + 1),
-      PEER_NAMES[runs.find((r) => r.pair === pair)!.kind],
-      fmt.fixed(uws.cpuPerMessageUs, 3),
-      fmt.fixed(gateway.cpuPerMessageUs, 3),
-      ratio(gateway.cpuPerMessageUs / uws.cpuPerMessageUs),
-      `${fmt.fixed(uws.serverCpuCores)} / ${fmt.fixed(gateway.serverCpuCores)}`,
-      `${fmt.fixed(uws.feedOnlyCpuCores)} / ${fmt.fixed(gateway.feedOnlyCpuCores)}`,
-      `${pct(uws.stream.onScheduleShare)} / ${pct(gateway.stream.onScheduleShare)}`,
-    ]);
-  }
+  const rows = pairsOf(runs).map(({ pair, first, uws, gateway }) => [
+    String(pair + 1),
+    PEER_NAMES[first],
+    fmt.fixed(uws.cpuPerMessageUs, 3),
+    fmt.fixed(gateway.cpuPerMessageUs, 3),
+    ratio(gateway.cpuPerMessageUs / uws.cpuPerMessageUs),
+    `${fmt.fixed(uws.serverCpuCores)} / ${fmt.fixed(gateway.serverCpuCores)}`,
+    `${fmt.fixed(uws.feedOnlyCpuCores)} / ${fmt.fixed(gateway.feedOnlyCpuCores)}`,
+    `${pct(uws.stream.onScheduleShare)} / ${pct(gateway.stream.onScheduleShare)}`,
+  ]);
   return markdownTable(
     [
       'pair',
@@ -387,7 +385,8 @@ export function targets(
     ['socketio', 5],
   ] as const) {
     const peer = sus(kind);
-    if (!gateway || !peer) continue;
+    // Not without fan-out runs of both (e.g. --scenarios cpu).
+    if (!gateway || !peer || ![kind, 'gateway'].every((k) => fanout.some((r) => r.kind === k))) continue;
     const value = gateway.deliveredPerSecond / peer.deliveredPerSecond;
     rows.push({
       target: `sustained delivery: gateway ≥ ${minimum}× ${PEER_NAMES[kind]}`,
@@ -419,14 +418,23 @@ export function targets(
     const gDelivery = meanOf(results, point, 'gateway', (r) => r.deliveryCpuPerMessageUs) ?? Number.NaN;
     const uDelivery = meanOf(results, point, 'uws', (r) => r.deliveryCpuPerMessageUs) ?? Number.NaN;
     const value = g / u;
+    const ratios = pairsOf(
+      (point === 'light' ? latencyRuns : cpuRuns).filter((r) => r.point.name === point),
+    ).map(cpuRatio);
+    const { mean, error } = meanAndError(ratios);
     rows.push({
       target: `CPU per delivered message at the ${point} point: gateway ≤ 1.2× raw uWS`,
       measured: ratio(value),
       met: Number.isFinite(value) ? value <= 1.2 : undefined,
       note:
-        `${fmt.fixed(g, 3)} vs ${fmt.fixed(u, 3)} µs/msg (means of ${runsOf('gateway')} and ${runsOf('uws')} runs); without the feed's own ` +
-        `CPU (the server with no client): ${fmt.fixed(gDelivery, 3)} vs ${fmt.fixed(uDelivery, 3)} µs/msg ` +
-        `(${ratio(gDelivery / uDelivery)})`,
+        `${fmt.fixed(g, 3)} vs ${fmt.fixed(u, 3)} µs/msg (means of ${runsOf('gateway')} and ${runsOf('uws')} runs); ` +
+        (ratios.length > 1
+          ? `the ${ratios.length} alternating pairs' ratios: mean ${ratio(mean)}` +
+            (error !== undefined ? ` (standard error ${fmt.fixed(error, 2)})` : '') +
+            `, from ${ratio(Math.min(...ratios))} to ${ratio(Math.max(...ratios))}; `
+          : '') +
+        `without the feed's own CPU (the server with no client): ${fmt.fixed(gDelivery, 3)} vs ` +
+        `${fmt.fixed(uDelivery, 3)} µs/msg (${ratio(gDelivery / uDelivery)})`,
     });
   }
   const gIdle = connections.find((c) => c.kind === 'gateway');
@@ -440,10 +448,10 @@ export function targets(
       note: `${kb(gIdle.rssPerConnectionBytes)} vs ${kb(uIdle.rssPerConnectionBytes)} KB (${fmt.int(gIdle.connect.ready)} connections)`,
     });
   }
-  const pairs = latencyPairs(latencyRuns);
+  const pairs = pairsOf(latencyRuns);
   if (pairs.length > 0) {
-    const { mean, error } = meanAndError(pairs.map((p) => p.difference));
-    const differences = pairs.map((p) => p.difference);
+    const differences = pairs.map(latencyDifference);
+    const { mean, error } = meanAndError(differences);
     rows.push({
       target: 'latency p50 at the light point: gateway within 0.2 ms of raw uWS',
       measured: signedMs(mean),
