@@ -73,6 +73,7 @@ const GIVE_UP_SHARE = 0.9;
 
 /** Window of each run of the latency and cpu pairs: many short runs, not a few long ones. */
 const PAIR_WINDOW_MS = 5000;
+const pairWindowMs = (opts: { readonly durationMs: number }) => Math.min(opts.durationMs, PAIR_WINDOW_MS);
 const TOPICS = ['BTC-USD', 'ETH-USD', 'SOL-USD', 'ETH-BTC'];
 const SCENARIOS = ['fanout', 'latency', 'cpu', 'connections', 'http'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -297,20 +298,11 @@ function markdown(run: RunResult): string {
       sustainedTable(sustainedList),
       '',
     );
+  const pairsHeading = (what: string) =>
+    `### ${what} (raw uWS and the gateway in alternating pairs, ${pairWindowMs(run.options) / 1000} s windows)`;
   if (run.latency.length > 0)
-    parts.push(
-      `### Latency at the light point (raw uWS and the gateway in alternating pairs, ${Math.min(run.options.durationMs, PAIR_WINDOW_MS) / 1000} s windows)`,
-      '',
-      latencyTable(run.latency),
-      '',
-    );
-  if (run.cpu.length > 0)
-    parts.push(
-      `### CPU at the heavy point (raw uWS and the gateway in alternating pairs, ${Math.min(run.options.durationMs, PAIR_WINDOW_MS) / 1000} s windows)`,
-      '',
-      cpuTable(run.cpu),
-      '',
-    );
+    parts.push(pairsHeading('Latency at the light point'), '', latencyTable(run.latency), '');
+  if (run.cpu.length > 0) parts.push(pairsHeading('CPU at the heavy point'), '', cpuTable(run.cpu), '');
   if (run.skipped.length > 0)
     parts.push(
       `Not run (the server had fallen short at a lower offered rate): ${run.skipped
@@ -436,7 +428,7 @@ async function main(): Promise<void> {
    * targets' figures drift between runs by more than their margins, not within one run.
    */
   const runPairs = async (scenario: string, point: FanoutPoint, pairs: number): Promise<PairedRun[]> => {
-    const settings = { ...fanoutSettings, durationMs: Math.min(opts.durationMs, PAIR_WINDOW_MS) };
+    const settings = { ...fanoutSettings, durationMs: pairWindowMs(opts) };
     const runs: PairedRun[] = [];
     for (let pair = 0; pair < pairs; pair++) {
       for (const kind of orderAt(['uws', 'gateway'] as const, pair)) {

@@ -261,22 +261,23 @@ export interface TargetRow {
   readonly note: string;
 }
 
-/** Mean of a figure over the runs of a point (a point may run more than once); undefined if none. */
+/** A server's runs of a point (a point may run more than once). */
+const runsAt = (results: readonly FanoutResult[], point: string, kind: PeerKind) =>
+  results.filter((r) => r.point.name === point && r.kind === kind);
+
+/** Mean of a figure over a server's runs of a point; undefined if none. */
 function meanOf(
   results: readonly FanoutResult[],
   point: string,
   kind: PeerKind,
   pick: (r: FanoutResult) => number | undefined,
 ): number | undefined {
-  const values = results
-    .filter((r) => r.point.name === point && r.kind === kind)
+  const values = runsAt(results, point, kind)
     .map(pick)
     .filter((v): v is number => v !== undefined && Number.isFinite(v));
   return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0) / values.length;
 }
 
-/** The issue's targets as ratios of this run's figures (reported, never asserted). */
-/** A latency scenario's run: raw uWS or the gateway at the light point, in the pair numbered `pair`. */
 /** A run of the latency or cpu scenario: raw uWS and the gateway at one point, in alternating pairs. */
 export interface PairedRun extends FanoutResult {
   readonly pair: number;
@@ -369,6 +370,7 @@ export function cpuTable(runs: readonly PairedRun[]): string {
   );
 }
 
+/** The issue's targets as ratios of this run's figures (reported, never asserted). */
 export function targets(
   fanout: readonly FanoutResult[],
   latencyRuns: readonly PairedRun[],
@@ -410,8 +412,7 @@ export function targets(
   // Every run at the point: the ladder's two, the latency pairs' (light) and the cpu pairs' (heavy).
   const results = [...fanout, ...latencyRuns, ...cpuRuns];
   for (const point of ['light', 'heavy']) {
-    const runsOf = (kind: PeerKind) =>
-      results.filter((r) => r.point.name === point && r.kind === kind).length;
+    const runsOf = (kind: PeerKind) => runsAt(results, point, kind).length;
     const g = meanOf(results, point, 'gateway', (r) => r.cpuPerMessageUs);
     const u = meanOf(results, point, 'uws', (r) => r.cpuPerMessageUs);
     if (g === undefined || u === undefined) continue;

@@ -12,13 +12,12 @@ import { loadConfig } from '../../src/config/config.js';
 import type { FeedSink, FeedSource } from '../../src/feeds/types.js';
 import { type Gateway, startGateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logging/logger.js';
+import { isZero } from '../../src/market/decimal.js';
 import { epochMs, isoMicros, nowMicros } from '../../src/market/time.js';
 import { nativeUws } from '../../src/server/uws.js';
 import { type PeerServer, runPeer } from './peer-main.js';
 import type { PeerConfig } from './protocol.js';
 import type { L2Update } from './publisher.js';
-
-const ZERO_SIZE = '0.00000000';
 
 /**
  * The publisher's messages as upstream events. Each product starts from an empty book (a snapshot
@@ -62,7 +61,7 @@ class PublisherFeed implements FeedSource {
         product_id: message.product_id,
         sequence: message.sequence + 1,
         time: message.time,
-        changes: [[side, price, size, size === ZERO_SIZE ? 0 : 1]],
+        changes: [[side, price, size, isZero(size) ? 0 : 1]],
       },
       epochMs(),
     );
