@@ -1,9 +1,9 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { find, type K8sObject, parseObjects, validateObject } from '../support/k8s-objects.js';
-import { CHART, helmTemplate, k8sTools, run, runOk } from '../support/k8s-tools.js';
+import { CHART, helmTemplate, k8sTools, ROOT, run, runOk } from '../support/k8s-tools.js';
 
 /** The chart rendered by the real helm, every object validated offline, and the runbook's edits applied with the real kubectl. */
 
@@ -186,6 +186,28 @@ describe('the names, ports and annotations the runbook uses (default values)', (
     };
     expect(dashboard.metadata.labels.grafana_dashboard).toBe('1');
     expect(JSON.parse(dashboard.data['matchbook-gateway.json']!).templating.list[0].name).toBe('datasource');
+  });
+});
+
+describe('docs/runbook.md', () => {
+  it('names, in namespace matchbook, only objects the chart renders (the publisher with its example file)', async () => {
+    const withPublisher = await render(['-f', join(CHART, 'examples', 'publish-upstream.yaml')]);
+    const rendered = new Set([...defaults, ...withPublisher].map((o) => `${o.kind}/${o.metadata.name}`));
+    const kinds: Record<string, string> = {
+      deployment: 'Deployment',
+      service: 'Service',
+      ingress: 'Ingress',
+      hpa: 'HorizontalPodAutoscaler',
+    };
+    const named = readFileSync(join(ROOT, 'docs', 'runbook.md'), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('-n matchbook'))
+      .flatMap((line) => [...line.matchAll(/\b(deployment|service|ingress|hpa)[/ ]([a-z][a-z0-9-]*)/g)])
+      .map((m) => `${kinds[m[1]!]}/${m[2]}`);
+    expect(named).toEqual(
+      expect.arrayContaining(['Deployment/api', 'Ingress/matchbook-ingress', 'HorizontalPodAutoscaler/api']),
+    );
+    expect(named.filter((n) => !rendered.has(n))).toEqual([]);
   });
 });
 
