@@ -35,7 +35,7 @@ const integerText = z
   .transform(Number);
 
 function integer(min: number, max: number) {
-  return integerText.pipe(z.number().min(min).max(max));
+  return integerText.pipe(z.number().int().min(min).max(max));
 }
 
 const productList = z

@@ -40,7 +40,7 @@ process.once('SIGTERM', () => {
   if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM');
 });
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
