@@ -6,6 +6,8 @@ import type { GateDecision, TransportOptions } from '../server/transport.js';
 
 export interface WorkerStartData {
   readonly index: number;
+  /** Test hook, reachable only in-process: fail this worker's start instead of listening. */
+  readonly startupFault?: WorkerStartupFault;
   readonly transport: TransportOptions;
   readonly productIds: readonly string[];
   readonly logLevel: string;
@@ -46,6 +48,9 @@ export type MainToWorker =
   | { readonly kind: 'fault'; readonly fault: WorkerFault };
 
 export type WorkerFault = 'crash' | 'hang';
+
+/** 'exit': an uncaught exception before listening; 'listen-failed': the listen is refused. */
+export type WorkerStartupFault = 'exit' | 'listen-failed';
 
 export type WorkerToMain =
   | { readonly kind: 'listening'; readonly port: number }

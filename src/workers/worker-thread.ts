@@ -174,6 +174,16 @@ port.on('message', (message: MainToWorker) => {
         .then((json) => post({ kind: 'collected', id: message.id, metrics: json }));
       return;
     case 'listen':
+      if (start.startupFault === 'exit') {
+        setImmediate(() => {
+          throw new Error('injected startup fault (test hook)');
+        });
+        return;
+      }
+      if (start.startupFault === 'listen-failed') {
+        post({ kind: 'listen-failed', error: 'injected startup fault (test hook)' });
+        return;
+      }
       transport.listen(message.port).then(
         (bound) => post({ kind: 'listening', port: bound }),
         (error: Error) => post({ kind: 'listen-failed', error: error.message }),
