@@ -65,7 +65,9 @@ export type WorkerToMain =
    * ignored if the main thread has granted the topic again since (an answer still on its way).
    */
   | { readonly kind: 'topic-unused'; readonly topic: string; readonly grant: number }
-  | { readonly kind: 'collected'; readonly id: number; readonly metrics: unknown };
+  | { readonly kind: 'collected'; readonly id: number; readonly metrics: unknown }
+  /** The worker hit an uncaught error and is ending: why, for the main thread to report. */
+  | { readonly kind: 'failed'; readonly error: string };
 
 /**
  * Symbol.for key of the function a worker registers on globalThis to close its uWS app; the main

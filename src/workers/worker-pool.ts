@@ -257,10 +257,14 @@ export class WorkerPool implements PublicationSink {
     };
     this.slots[index] = slot;
     Atomics.store(this.inflight, index, 0);
-    let lastError: Error | undefined;
-    worker.on('message', (message: WorkerToMain) => this.onMessage(slot, message));
+    // Why the thread ended, if it said (an uncaught error it caught itself) or Node did ('error').
+    let failure: string | undefined;
+    worker.on('message', (message: WorkerToMain) => {
+      if (message.kind === 'failed') failure = message.error;
+      else this.onMessage(slot, message);
+    });
     worker.on('error', (error) => {
-      lastError = error;
+      failure = String(error);
       this.logger.error({ err: error, worker: index }, 'worker error');
     });
     return new Promise((resolve, reject) => {
@@ -282,7 +286,7 @@ export class WorkerPool implements PublicationSink {
       // Registered before onExit, so the start learns of the failure before any replacement is made.
       const onEarlyExit = (code: number) => {
         settle();
-        const why = lastError ? `: ${lastError.message}` : '';
+        const why = failure ? `: ${failure}` : '';
         reject(new Error(`worker ${index} exited (code ${code}) before listening${why}`));
       };
       worker.on('message', onListening);

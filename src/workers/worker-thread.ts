@@ -132,10 +132,12 @@ Object.defineProperty(globalThis, Symbol.for(CLOSE_STUCK_APP), {
 
 process.on('uncaughtException', (error) => {
   logger.error({ err: error }, 'worker failed; closing its connections');
+  post({ kind: 'failed', error: String(error) });
   finish(1);
 });
 process.on('unhandledRejection', (error) => {
   logger.error({ err: error }, 'worker failed (unhandled rejection); closing its connections');
+  post({ kind: 'failed', error: String(error) });
   finish(1);
 });
 

@@ -101,7 +101,7 @@ describe('a startup that fails settles, closes what it started and exits 1 with 
   );
 
   it.each([
-    ['exit', 'worker 1 exited (code 1) before listening'],
+    ['exit', 'worker 1 exited (code 1) before listening: Error: injected startup fault (test hook)'],
     ['listen-failed', 'worker 1: injected startup fault (test hook)'],
   ])(
     'worker 1 of 3 fails to start (%s) after worker 0 listens: no hang, no native abort',
