@@ -14,7 +14,7 @@ import { SampledLog } from './logging/sampled-log.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
 import { answerHttp, type HttpQuery, type HttpReply, type Readiness } from './server/http-routes.js';
 import { type ConnectGate, type GateDecision, Transport, type TransportOptions } from './server/transport.js';
-import type { WorkerFault } from './workers/protocol.js';
+import type { WorkerFault, WorkerStartupFault } from './workers/protocol.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
 export interface Gateway {
@@ -31,6 +31,12 @@ export interface Gateway {
    * thread's end until its replacement listens.
    */
   injectWorkerFault(index: number, fault?: WorkerFault): Promise<number>;
+}
+
+/** Test hooks, in-process only. */
+export interface GatewayTestHooks {
+  /** The first incarnation of this worker fails to start. */
+  readonly workerStartupFault?: { readonly worker: number; readonly fault: WorkerStartupFault };
 }
 
 /** Where connections are served: the main thread's own uWS app, or a pool of worker threads. */
@@ -117,13 +123,14 @@ function createConnectGate(
 /**
  * The composition root: builds every part from the configuration and wires them together. `feed`
  * is the source FEED_SOURCE names unless one is given (the benchmark feeds the gateway the same
- * publisher as its peers through it).
+ * publisher as its peers through it). If it rejects, everything it started has been closed.
  */
 export async function startGateway(
   config: GatewayConfig,
   logger: Logger,
   uws: typeof uWS,
   feed: FeedSource = createFeed(config),
+  hooks: GatewayTestHooks = {},
 ): Promise<Gateway> {
   const metrics = createMetrics({ processMetrics: true });
   const invalidEvents = new SampledLog(logger);
@@ -146,14 +153,15 @@ export async function startGateway(
   const { gate, close: closeGate } = createConnectGate(config, metrics, logger);
 
   // The hub needs its sink at construction; the sink needs the hub to answer requests. This
-  // forwarding sink breaks the cycle without making either know the other's concrete type.
+  // forwarding sink breaks the cycle without making either know the other's concrete type. Before
+  // delivery listens nobody can be subscribed, so what the hub publishes until then has no audience.
   let delivery: Delivery | undefined;
   const hub = new Hub(
     config.products,
     {
       publish: (topic, channel, payload, receivedAt) =>
-        delivery!.publish(topic, channel, payload, receivedAt),
-      hasSubscribers: (topic) => delivery!.hasSubscribers(topic),
+        delivery?.publish(topic, channel, payload, receivedAt),
+      hasSubscribers: (topic) => delivery?.hasSubscribers(topic) ?? false,
     },
     {
       eventApplied: feedEventApplied,
@@ -179,12 +187,21 @@ export async function startGateway(
   const http = (query: HttpQuery): HttpReply => answerHttp(query, hub, readiness);
 
   const parts: MarketParts = { hub, http, metrics, logger, admissionTable, gate };
-  delivery =
-    config.workerThreads === 0
-      ? await serveOnMainThread(transportOptions, { ...parts, uws })
-      : await serveOnWorkers(config, transportOptions, parts);
+  // The feed starts before anything listens, so the first answer to any client (status channel,
+  // /readyz) already has its state: with worker threads the first worker listens well before the last.
   hub.start();
-  await feed.start(hub);
+  try {
+    await feed.start(hub);
+    delivery =
+      config.workerThreads === 0
+        ? await serveOnMainThread(transportOptions, { ...parts, uws })
+        : await serveOnWorkers(config, transportOptions, parts, hooks);
+  } catch (error) {
+    hub.stop();
+    await feed.stop();
+    await closeGate();
+    throw error;
+  }
   let closed = false;
   const active = delivery;
   const close = async () => {
@@ -246,7 +263,10 @@ async function serveOnMainThread(
     ),
     gate: parts.gate,
   });
-  const port = await transport.listen();
+  const port = await transport.listen().catch((error: unknown) => {
+    transport.close();
+    throw error;
+  });
   return {
     port,
     publish: (topic, channel, payload, receivedAt) => transport.publish(topic, channel, payload, receivedAt),
@@ -262,6 +282,7 @@ async function serveOnWorkers(
   config: GatewayConfig,
   options: TransportOptions,
   parts: MarketParts,
+  hooks: GatewayTestHooks,
 ): Promise<Delivery> {
   const pool = new WorkerPool(
     {
@@ -270,6 +291,7 @@ async function serveOnWorkers(
       productIds: config.products.map((p) => p.id),
       logLevel: config.logLevel,
       stallMs: config.workerStallMs,
+      ...(hooks.workerStartupFault ? { startupFault: hooks.workerStartupFault } : {}),
     },
     {
       initialMessages: (channel, productId) => parts.hub.initialMessages(channel, productId),

@@ -2,7 +2,7 @@
 import closeWithGrace from 'close-with-grace';
 import { describeConfig, type GatewayConfig, loadConfig } from './config/config.js';
 import { startPublisher } from './feeds/redis/publisher.js';
-import { redisUrl, startGateway } from './gateway.js';
+import { type Gateway, redisUrl, startGateway } from './gateway.js';
 import { createLogger } from './logging/logger.js';
 import { nativeUws } from './server/uws.js';
 
@@ -45,7 +45,15 @@ async function main(): Promise<void> {
 
   const logger = createLogger(config.logLevel);
   logger.info({ config: describeConfig(config) }, 'starting matchbook-gateway');
-  const gateway = await startGateway(config, logger, uws);
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway(config, logger, uws);
+  } catch (error) {
+    // startGateway has closed whatever it had started, so exiting now cannot abort natively.
+    logger.fatal({ err: error }, 'failed to start');
+    process.stderr.write(`matchbook-gateway: failed to start: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
 
   // close-with-grace arms the deadline before the drain starts; a second signal exits 1 at once.
   closeWithGrace(

@@ -42,7 +42,10 @@ export function parseRequest(
   try {
     message = JSON.parse(text);
   } catch (error) {
-    return clientError(CLIENT_ERRORS.malformedJson, `message is not valid JSON: ${(error as Error).message}`);
+    return clientError(
+      CLIENT_ERRORS.malformedJson,
+      `message is not valid JSON: ${truncate((error as Error).message)}`,
+    );
   }
   if (typeof message !== 'object' || message === null || Array.isArray(message)) {
     return clientError(CLIENT_ERRORS.notAnObject, `expected a JSON object, got ${describe(message)}`);
@@ -174,12 +177,15 @@ function isStringArray(value: unknown): value is string[] {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return truncate(JSON.stringify(value));
   if (typeof value === 'object') return 'an object';
   return typeof value === 'undefined' ? 'missing' : String(value);
 }
 
-/** Keeps client-controlled text in error messages short. */
+/** Client text quoted in a `reason` is at most this long (docs/protocol.md, Errors). */
+export const MAX_QUOTED_CHARS = 64;
+
+/** Keeps client-controlled text in error messages short: the first characters and '...'. */
 function truncate(text: string): string {
-  return text.length > 64 ? `${text.slice(0, 61)}...` : text;
+  return text.length > MAX_QUOTED_CHARS ? `${text.slice(0, MAX_QUOTED_CHARS - 3)}...` : text;
 }

@@ -18,6 +18,8 @@ interface Variable<T> {
   readonly defaultValue: string;
   readonly accepts: string;
   readonly description: string;
+  /** How a bad value is quoted back, for values that may hold a secret. */
+  readonly shown?: (given: string) => string;
 }
 
 function variable<T>(
@@ -25,8 +27,14 @@ function variable<T>(
   accepts: string,
   description: string,
   schema: z.ZodType<T, string>,
+  shown?: (given: string) => string,
 ): Variable<T> {
-  return { schema, defaultValue, accepts, description };
+  return { schema, defaultValue, accepts, description, ...(shown ? { shown } : {}) };
+}
+
+/** A URL with any user:password@ replaced, for logs and error messages. */
+function redactCredentials(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//[redacted]@');
 }
 
 const integerText = z
@@ -63,6 +71,37 @@ const productList = z
     return specs;
   });
 
+/** Redis's own bound on a database index (`databases` is a signed int); 0-15 on a default server. */
+const MAX_REDIS_DATABASE = 2_147_483_647;
+
+/**
+ * The whole Redis URL, checked here rather than by ioredis at connect time, where a bad port throws
+ * an "Invalid URL" that names no variable and a bad database becomes `SELECT NaN` after listening.
+ */
+const redisUrlSchema = z.string().superRefine((text, ctx) => {
+  const problem = redisUrlProblem(text);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+function redisUrlProblem(text: string): string | undefined {
+  if (!/^rediss?:\/\//i.test(text)) return 'not a redis:// or rediss:// URL';
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    // WHATWG URL refuses a port over 65535 without saying so: say it, as that is the likely slip.
+    const port = /^rediss?:\/\/(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/]*):(\d+)(?:\/|$)/i.exec(text)?.[1];
+    return port !== undefined && Number(port) > 65_535 ? 'port out of range (1-65535)' : 'not a valid URL';
+  }
+  if (url.hostname === '') return 'no host';
+  if (url.port === '0') return 'port out of range (1-65535)';
+  if (url.search !== '' || url.hash !== '') return 'query or fragment not accepted';
+  const database = url.pathname.replace(/^\//, '');
+  if (database !== '' && (!/^(0|[1-9]\d{0,9})$/.test(database) || Number(database) > MAX_REDIS_DATABASE))
+    return `database ${JSON.stringify(database.slice(0, 40))} is not an integer from 0 to ${MAX_REDIS_DATABASE}`;
+  return undefined;
+}
+
 export const CONFIG_VARIABLES = {
   HOST: variable(
     '0.0.0.0',
@@ -85,9 +124,10 @@ export const CONFIG_VARIABLES = {
   ),
   REDIS_URL: variable(
     'redis://127.0.0.1:6379',
-    'a redis:// or rediss:// (TLS) URL',
+    `a redis:// or rediss:// (TLS) URL: [user:password@]host[:port 1-65535][/database 0-${MAX_REDIS_DATABASE}], no query or fragment`,
     'Redis for FEED_SOURCE=redis, LIMITS_STORE=redis and `publish`. Credentials in the URL are redacted from logs.',
-    z.string().regex(/^rediss?:\/\/\S+$/, 'not a redis:// or rediss:// URL'),
+    redisUrlSchema,
+    redactCredentials,
   ),
   REDIS_PASSWORD: variable(
     '',
@@ -373,7 +413,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       values[name] = parsed.data;
     } else {
       const why = parsed.error.issues.map((i) => i.message).join('; ');
-      errors.push(`${name}=${JSON.stringify(given)} is invalid (${why}): expected ${spec.accepts}`);
+      const shown = given !== undefined && spec.shown ? spec.shown(given) : given;
+      errors.push(`${name}=${JSON.stringify(shown)} is invalid (${why}): expected ${spec.accepts}`);
     }
   }
   const v = values as Values;
@@ -450,7 +491,7 @@ export function describeConfig(config: GatewayConfig): Record<string, unknown> {
   return {
     ...config,
     redis: {
-      url: config.redis.url.replace(/\/\/[^@/]*@/, '//[redacted]@'),
+      url: redactCredentials(config.redis.url),
       password: config.redis.password && '[redacted]',
     },
     products: config.products.map((p) => p.id),

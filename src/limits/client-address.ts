@@ -366,7 +366,7 @@ function isOws(c: number): boolean {
  * entry the cut lands in is dropped, never parsed from its tail, so '11.2.3.4' cannot be read as
  * '1.2.3.4'), and at most {@link MAX_FORWARDED_ENTRIES} entries; running out of either ends the walk
  * like an all-trusted header does. Entries are split on ',' and trimmed of spaces and tabs; multiple
- * X-Forwarded-For headers must be joined with ',' in order, as HTTP requires.
+ * X-Forwarded-For lines must be joined with ',' in order, as HTTP requires ({@link appendForwardedLine}).
  *
  * The result is `peer` itself or a fresh array.
  */
@@ -407,6 +407,20 @@ export function resolveClientAddress(
     if (comma < 0) return hop;
     end = comma;
   }
+}
+
+/**
+ * Appends one X-Forwarded-For header line to the lines before it (undefined before the first), as
+ * HTTP requires of repeated list headers: one list, joined with ',' in order. A proxy that appends a
+ * line of its own (HAProxy's `option forwardfor`) leaves the client it saw in the last line, so every
+ * line must be read. Only the right-most MAX_FORWARDED_CHARS + 1 characters are kept: one more than
+ * {@link resolveClientAddress} examines, so it still sees that the list was cut and drops the entry
+ * the cut lands in, and a request with many long lines builds no long string.
+ */
+export function appendForwardedLine(joined: string | undefined, line: string): string {
+  const whole = joined === undefined ? line : `${joined},${line}`;
+  const keep = MAX_FORWARDED_CHARS + 1;
+  return whole.length > keep ? whole.slice(whole.length - keep) : whole;
 }
 
 /**

@@ -13,7 +13,13 @@ import { ClientSession, type SessionObserver } from '../client/session.js';
 import type { LimitsConfig } from '../config/config.js';
 import { CLIENT_ERRORS, CLOSE_CODES, type DisconnectReason } from '../errors/catalogue.js';
 import type { ConnectionAdmission } from '../limits/admission.js';
-import { formatIp, fromUwsAddress, parseIp, resolveClientAddress } from '../limits/client-address.js';
+import {
+  appendForwardedLine,
+  formatIp,
+  fromUwsAddress,
+  parseIp,
+  resolveClientAddress,
+} from '../limits/client-address.js';
 import { InboundRateLimiter } from '../limits/rate-limits.js';
 import { SampledLog } from '../logging/sampled-log.js';
 import { monotonicMs } from '../market/time.js';
@@ -323,11 +329,7 @@ export class Transport {
       this.reject(res, 'bad_address', '400 Bad Request', 1);
       return;
     }
-    const client = resolveClientAddress(
-      peer,
-      req.getHeader('x-forwarded-for'),
-      this.options.limits.trustedProxies,
-    );
+    const client = resolveClientAddress(peer, forwardedFor(req), this.options.limits.trustedProxies);
     const refused = this.deps.admission.tryAcquire(client);
     if (refused) {
       const perIp = refused === 'per_ip_limit';
@@ -561,4 +563,16 @@ export class Transport {
         .end(result.body);
     });
   }
+}
+
+/**
+ * Every X-Forwarded-For line of the request, joined in order (uWS lower-cases header names, and
+ * getHeader returns only the first line). Read synchronously: the request is only valid in the handler.
+ */
+function forwardedFor(req: HttpRequest): string | undefined {
+  let joined: string | undefined;
+  req.forEach((name, value) => {
+    if (name === 'x-forwarded-for') joined = appendForwardedLine(joined, value);
+  });
+  return joined;
 }

@@ -6,6 +6,8 @@ import type { GateDecision, TransportOptions } from '../server/transport.js';
 
 export interface WorkerStartData {
   readonly index: number;
+  /** Test hook, reachable only in-process: fail this worker's start instead of listening. */
+  readonly startupFault?: WorkerStartupFault;
   readonly transport: TransportOptions;
   readonly productIds: readonly string[];
   readonly logLevel: string;
@@ -47,6 +49,9 @@ export type MainToWorker =
 
 export type WorkerFault = 'crash' | 'hang';
 
+/** 'exit': an uncaught exception before listening; 'listen-failed': the listen is refused. */
+export type WorkerStartupFault = 'exit' | 'listen-failed';
+
 export type WorkerToMain =
   | { readonly kind: 'listening'; readonly port: number }
   | { readonly kind: 'listen-failed'; readonly error: string }
@@ -60,7 +65,9 @@ export type WorkerToMain =
    * ignored if the main thread has granted the topic again since (an answer still on its way).
    */
   | { readonly kind: 'topic-unused'; readonly topic: string; readonly grant: number }
-  | { readonly kind: 'collected'; readonly id: number; readonly metrics: unknown };
+  | { readonly kind: 'collected'; readonly id: number; readonly metrics: unknown }
+  /** The worker hit an uncaught error and is ending: why, for the main thread to report. */
+  | { readonly kind: 'failed'; readonly error: string };
 
 /**
  * Symbol.for key of the function a worker registers on globalThis to close its uWS app; the main

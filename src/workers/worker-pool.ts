@@ -15,6 +15,7 @@ import {
   type MainToWorker,
   type WorkerFault,
   type WorkerStartData,
+  type WorkerStartupFault,
   type WorkerToMain,
 } from './protocol.js';
 import { stopStuckWorker } from './stuck-worker.js';
@@ -26,6 +27,8 @@ export interface WorkerPoolOptions {
   readonly logLevel: string;
   /** A worker whose event loop has not ticked for this long is declared stuck and replaced. */
   readonly stallMs: number;
+  /** Test hook, in-process only: the first incarnation of this worker fails to start. */
+  readonly startupFault?: { readonly worker: number; readonly fault: WorkerStartupFault };
 }
 
 /** What the pool needs from the main thread's market (the hub), all synchronous. */
@@ -73,6 +76,8 @@ export class WorkerPool implements PublicationSink {
   private lastGrant = 0;
   private flushScheduled = false;
   private port = 0;
+  /** Until start() settles: a worker that ends before listening fails the start instead of being replaced. */
+  private starting = false;
   private stopping = false;
   private nextCollection = 0;
   private watchdog: NodeJS.Timeout | undefined;
@@ -93,11 +98,27 @@ export class WorkerPool implements PublicationSink {
     metrics.addQueueSource(() => this.queuedMessages());
   }
 
-  /** Starts every worker listening on the one port (uSockets sets SO_REUSEPORT on a non-zero port). */
+  /**
+   * Starts every worker listening on the one port (uSockets sets SO_REUSEPORT on a non-zero port).
+   * Settles either way: if a worker cannot listen or ends before it does, the workers already
+   * started are closed (a process that exits while one holds uWS handles aborts natively) and the
+   * start rejects with the reason.
+   */
   async start(): Promise<number> {
     // uSockets sets SO_REUSEPORT only when given a port, so PORT=0 is resolved to a free port first.
     this.port = this.options.transport.port || (await freePort(this.options.transport.host));
-    for (let i = 0; i < this.options.threads; i++) await this.spawn(i, this.port);
+    this.starting = true;
+    try {
+      for (let i = 0; i < this.options.threads; i++) {
+        const fault = this.options.startupFault?.worker === i ? this.options.startupFault.fault : undefined;
+        await this.spawn(i, this.port, fault);
+      }
+    } catch (error) {
+      await this.close();
+      throw error;
+    } finally {
+      this.starting = false;
+    }
     this.watchdog = setInterval(() => this.checkLiveness(), STALL_CHECK_MS);
     this.watchdog.unref();
     return this.port;
@@ -205,8 +226,9 @@ export class WorkerPool implements PublicationSink {
     await Promise.all(exits);
   }
 
-  private spawn(index: number, port: number): Promise<number> {
+  private spawn(index: number, port: number, startupFault?: WorkerStartupFault): Promise<number> {
     const start: WorkerStartData = {
+      ...(startupFault ? { startupFault } : {}),
       index,
       transport: this.options.transport,
       productIds: this.options.productIds,
@@ -235,10 +257,21 @@ export class WorkerPool implements PublicationSink {
     };
     this.slots[index] = slot;
     Atomics.store(this.inflight, index, 0);
-    worker.on('message', (message: WorkerToMain) => this.onMessage(slot, message));
-    worker.on('error', (error) => this.logger.error({ err: error, worker: index }, 'worker error'));
-    worker.on('exit', (code) => this.onExit(index, slot, code));
+    // Why the thread ended, if it said (an uncaught error it caught itself) or Node did ('error').
+    let failure: string | undefined;
+    worker.on('message', (message: WorkerToMain) => {
+      if (message.kind === 'failed') failure = message.error;
+      else this.onMessage(slot, message);
+    });
+    worker.on('error', (error) => {
+      failure = String(error);
+      this.logger.error({ err: error, worker: index }, 'worker error');
+    });
     return new Promise((resolve, reject) => {
+      const settle = () => {
+        worker.off('message', onListening);
+        worker.off('exit', onEarlyExit);
+      };
       const onListening = (message: WorkerToMain) => {
         if (message.kind === 'listening') {
           slot.listening = true;
@@ -248,9 +281,17 @@ export class WorkerPool implements PublicationSink {
         } else {
           return;
         }
-        worker.off('message', onListening);
+        settle();
+      };
+      // Registered before onExit, so the start learns of the failure before any replacement is made.
+      const onEarlyExit = (code: number) => {
+        settle();
+        const why = failure ? `: ${failure}` : '';
+        reject(new Error(`worker ${index} exited (code ${code}) before listening${why}`));
       };
       worker.on('message', onListening);
+      worker.once('exit', onEarlyExit);
+      worker.on('exit', (code) => this.onExit(index, slot, code));
       worker.once('online', () => worker.postMessage({ kind: 'listen', port } satisfies MainToWorker));
     });
   }
@@ -263,7 +304,7 @@ export class WorkerPool implements PublicationSink {
       for (let i = 0; i < count; i++) this.market.gate.release(clientIp);
     slot.admitted.clear();
     for (const topic of [...slot.grants.keys()]) this.releaseTopic(slot, topic);
-    if (this.stopping || this.slots[index] !== slot) return;
+    if (this.stopping || this.slots[index] !== slot || (this.starting && !slot.listening)) return;
     if (!slot.stalled) {
       this.logger.error(
         { worker: index, exitCode: code },

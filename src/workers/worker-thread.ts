@@ -132,10 +132,12 @@ Object.defineProperty(globalThis, Symbol.for(CLOSE_STUCK_APP), {
 
 process.on('uncaughtException', (error) => {
   logger.error({ err: error }, 'worker failed; closing its connections');
+  post({ kind: 'failed', error: String(error) });
   finish(1);
 });
 process.on('unhandledRejection', (error) => {
   logger.error({ err: error }, 'worker failed (unhandled rejection); closing its connections');
+  post({ kind: 'failed', error: String(error) });
   finish(1);
 });
 
@@ -174,6 +176,16 @@ port.on('message', (message: MainToWorker) => {
         .then((json) => post({ kind: 'collected', id: message.id, metrics: json }));
       return;
     case 'listen':
+      if (start.startupFault === 'exit') {
+        setImmediate(() => {
+          throw new Error('injected startup fault (test hook)');
+        });
+        return;
+      }
+      if (start.startupFault === 'listen-failed') {
+        post({ kind: 'listen-failed', error: 'injected startup fault (test hook)' });
+        return;
+      }
       transport.listen(message.port).then(
         (bound) => post({ kind: 'listening', port: bound }),
         (error: Error) => post({ kind: 'listen-failed', error: error.message }),

@@ -77,6 +77,20 @@ describe('the built program as a process', () => {
     expect(result.stderr).toMatch(/SIM_EVENTS_PER_SEC="-1" is invalid/);
   });
 
+  it('a REDIS_URL ioredis cannot use is a configuration error naming REDIS_URL, exit 2', async () => {
+    for (const [url, why] of [
+      ['redis://127.0.0.1:99999', 'port out of range (1-65535)'],
+      ['redis://127.0.0.1:1/abc', 'database "abc" is not an integer from 0 to 2147483647'],
+    ]) {
+      const result = await runGateway({ FEED_SOURCE: 'redis', REDIS_URL: url!, PORT: '0' });
+      expect(result.code, url).toBe(2);
+      expect(result.stderr).toContain(
+        `REDIS_URL="${url}" is invalid (${why}): expected a redis:// or rediss://`,
+      );
+      expect(result.stderr).not.toMatch(/Invalid URL|\n\s+at /);
+    }
+  });
+
   it('refuses to start on the pure-JS uWS fallback', async () => {
     const result = await runGateway({ UWS_USE_FALLBACK: '1', PORT: '0' });
     expect(result.code).toBe(2);

@@ -7,7 +7,7 @@ import {
   waitForMetric,
 } from '../support/gateway.js';
 import { silentWebSocket } from '../support/raw-socket.js';
-import { attemptUpgrade } from '../support/upgrade.js';
+import { attemptUpgrade, rawUpgrade } from '../support/upgrade.js';
 import { TestClient } from '../support/ws-client.js';
 
 let gw: TestGateway | undefined;
@@ -170,6 +170,33 @@ describe('the client address and X-Forwarded-For', () => {
     expect(d.status).toBe(101);
     expect((await via('also garbage')).status).toBe(429);
     await closeAll([a, b, c, d]);
+  });
+
+  it('reads every X-Forwarded-For line: a client line before the proxy-appended one cannot pick the address', async () => {
+    gw = await startTestGateway({
+      WS_MAX_CONNECTIONS_PER_IP: '1',
+      TRUSTED_PROXIES: '127.0.0.13, 10.0.0.0/8',
+    });
+    const via = (...xff: string[]) =>
+      rawUpgrade(
+        port(),
+        '127.0.0.13',
+        xff.map((value) => `X-Forwarded-For: ${value}`),
+      );
+    // The client 203.0.113.9 sent its own line; the proxy appended the address it saw as a second line.
+    const first = await via('1.1.1.1', '203.0.113.9');
+    expect(first.status).toBe(101);
+    // Any other claimed address in the client's line: still 203.0.113.9, over its cap of 1.
+    expect((await via('2.2.2.2', '203.0.113.9')).status).toBe(429);
+    expect((await via('3.3.3.3, 4.4.4.4', '203.0.113.9')).status).toBe(429);
+    // Three lines: the client's, the edge proxy's, an inner trusted proxy's.
+    expect((await via('5.5.5.5', '203.0.113.9', '10.1.2.3')).status).toBe(429);
+    expect((await via('6.6.6.6', '203.0.113.9, 10.9.9.9', '10.1.2.3')).status).toBe(429);
+    // Another client through the same proxies is counted under its own address.
+    const second = await via('203.0.113.9', '198.51.100.20', '10.1.2.3');
+    expect(second.status).toBe(101);
+    expect((await via('198.51.100.20')).status).toBe(429);
+    await closeAll([first, second]);
   });
 });
 

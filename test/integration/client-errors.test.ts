@@ -94,6 +94,23 @@ describe('bad client input gets a specific error and the connection keeps workin
   });
 });
 
+describe('client text quoted back in a reason is capped', () => {
+  it('a 4,000-character type, channel or product id is quoted cut to 64 characters, ending in "..."', async () => {
+    const client = await TestClient.connect(gw.wsUrl);
+    const long = 'Q'.repeat(4_000);
+    const cut = `${'Q'.repeat(61)}...`;
+    client.send({ type: long });
+    expect((await client.nextOfType('error')).reason).toBe(
+      `type "${cut.slice(1)} is not supported: expected "subscribe" or "unsubscribe"`,
+    );
+    client.send({ type: 'subscribe', channels: [long] });
+    expect((await client.nextOfType('error')).reason).toBe(`${cut} is not a valid channel`);
+    client.send({ type: 'subscribe', product_ids: [long], channels: ['ticker'] });
+    expect((await client.nextOfType('error')).reason).toBe(`"${cut.slice(1)} is not a valid product id`);
+    await client.close();
+  });
+});
+
 describe('subscribe deadline', () => {
   it('closes a connection that has not subscribed in time with 4001 and says why', async () => {
     const client = await TestClient.connect(gw.wsUrl);

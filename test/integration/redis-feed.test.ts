@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ProductSpec, productFromId } from '../../src/config/products.js';
@@ -101,6 +103,37 @@ describe('FEED_SOURCE=redis (real redis-server)', () => {
     publisher = await publish(url);
     await waitForReady(gw, 200);
     expect(await gw.metric('ws_feed_stale')).toBe(0);
+  });
+
+  it('Redis down at startup, with worker threads: the very first client already hears the feed is stale', async () => {
+    redis = await startRedis();
+    const url = redis.url;
+    await redis.kill();
+    // The gateway's port is known in advance so a client can try it while the workers are still starting.
+    const port = await freePort();
+    const starting = gatewayOn(url, { PORT: String(port), WS_WORKER_THREADS: '3' });
+    let started = false;
+    void starting.then(() => {
+      started = true;
+    });
+    // The first listening worker is the only signal a client gets: try the port until it accepts.
+    let first: TestClient | undefined;
+    while (!first && !started) {
+      first = await TestClient.connect(`ws://127.0.0.1:${port}/`).catch(() => undefined);
+    }
+    expect(started, 'a client got in while the workers were still starting').toBe(false);
+    first!.subscribe([{ name: 'status' }]);
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    const status = await first!.nextOfType('status');
+    expect(health.status).toBe(200);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { reason: string }).reason).toBe('redis: not connected to Redis yet');
+    expect((status.products as { status_message: string | null }[])[0]?.status_message).toBe(
+      'feed stale: not connected to Redis yet',
+    );
+    await first!.close();
+    await starting;
   });
 
   it('a Redis restart mid-stream: clients keep their connections, get a fresh snapshot and an exact book; stale is signalled and cleared', async () => {
@@ -211,4 +244,13 @@ describe('FEED_SOURCE=redis (real redis-server)', () => {
 
 function isStale(m: Message): boolean {
   return (m.products as { status_message: string | null }[]).some((p) => p.status_message !== null);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
 }

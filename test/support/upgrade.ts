@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 
 export interface UpgradeOutcome {
   readonly status: number;
@@ -50,4 +52,33 @@ export function attemptUpgrade(
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * One WebSocket upgrade over raw TCP with exactly the extra header lines given, in order (repeated
+ * names stay separate lines, as a proxy appending its own X-Forwarded-For line sends them). Resolves
+ * with the status and, for a 101, the open socket (caller closes it); a refusal's socket is closed.
+ */
+export async function rawUpgrade(
+  port: number,
+  localAddress: string,
+  headerLines: readonly string[],
+): Promise<{ status: number; socket?: Socket }> {
+  const socket = connect({ port, host: '127.0.0.1', localAddress });
+  await once(socket, 'connect');
+  socket.write(
+    `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+      headerLines.map((line) => `${line}\r\n`).join('') +
+      '\r\n',
+  );
+  let head = '';
+  while (!head.includes('\r\n\r\n')) {
+    const [chunk] = await once(socket, 'data');
+    head += String(chunk);
+  }
+  const status = Number(head.slice(9, 12));
+  if (status === 101) return { status, socket };
+  socket.destroy();
+  return { status };
 }

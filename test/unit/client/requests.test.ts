@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  MAX_QUOTED_CHARS,
   type ProductCatalogue,
   parseRequest,
   type SubscriptionRequest,
@@ -396,5 +397,47 @@ describe('parseRequest: hostile keys', () => {
     ).toMatchObject({
       reason: 'No channels provided',
     });
+  });
+});
+
+describe('parseRequest: client text quoted in a reason is capped', () => {
+  const long = 'x'.repeat(4_000);
+  const quoted = `"${'x'.repeat(MAX_QUOTED_CHARS - 4)}...`;
+
+  it.each<[string, unknown, string]>([
+    ['a long type', { type: long }, `type ${quoted} is not supported: expected "subscribe" or "unsubscribe"`],
+    ['a long JSON string', JSON.stringify(long), `expected a JSON object, got ${quoted}`],
+    [
+      'a long channel name',
+      { type: 'subscribe', channels: [long] },
+      `${long.slice(0, 61)}... is not a valid channel`,
+    ],
+    [
+      'a long name of a channel with bad product_ids',
+      { type: 'subscribe', channels: [{ name: long, product_ids: 'BTC-USD' }] },
+      `product_ids of channel ${quoted} must be an array of strings`,
+    ],
+    [
+      'a long product id',
+      { type: 'subscribe', product_ids: [long], channels: ['ticker'] },
+      `${quoted} is not a valid product id`,
+    ],
+  ])('%s', (_name, input, reason) => {
+    const result = parse(input);
+    const error = 'spec' in result ? result : result.problems[0]!;
+    expect(error.reason).toBe(reason);
+  });
+
+  it('a long malformed JSON text', () => {
+    const error = failure(`{"type":"${long}`);
+    expect(error.reason.length).toBeLessThanOrEqual('message is not valid JSON: '.length + MAX_QUOTED_CHARS);
+    expect(error.reason).toMatch(/^message is not valid JSON: /);
+  });
+
+  it('quotes text up to the cap in full', () => {
+    const exact = 'y'.repeat(MAX_QUOTED_CHARS - 2);
+    expect(failure({ type: exact }).reason).toBe(
+      `type "${exact}" is not supported: expected "subscribe" or "unsubscribe"`,
+    );
   });
 });

@@ -117,6 +117,50 @@ describe('loadConfig values', () => {
     expect(config({ HOST: ' localhost ' }).host).toBe('localhost');
   });
 
+  it('accepts REDIS_URL with credentials, IPv6 hosts, ports 1-65535 and database numbers', () => {
+    for (const url of [
+      'redis://127.0.0.1:6379',
+      'redis://redis.internal',
+      'rediss://user:secret@redis.internal:6380/3',
+      'redis://:secret@[::1]:1/0',
+      'redis://h:65535/',
+      'redis://h/2147483647',
+    ])
+      expect(config({ REDIS_URL: url }).redis.url, url).toBe(url);
+  });
+
+  it('refuses a REDIS_URL ioredis would choke on later, saying what is wrong', () => {
+    const why = (url: string) => {
+      const found = errors({ REDIS_URL: url });
+      expect(found).toHaveLength(1);
+      expect(found[0]?.startsWith('REDIS_URL='), found[0]).toBe(true);
+      expect(found[0]?.endsWith(`: expected ${CONFIG_VARIABLES.REDIS_URL.accepts}`), found[0]).toBe(true);
+      return found[0]!.slice(found[0]!.indexOf('is invalid ('));
+    };
+    expect(why('redis://127.0.0.1:99999')).toContain('port out of range (1-65535)');
+    expect(why('redis://127.0.0.1:65536/0')).toContain('port out of range (1-65535)');
+    expect(why('redis://127.0.0.1:0')).toContain('port out of range (1-65535)');
+    expect(why('redis://host:6379/abc')).toContain('database "abc" is not an integer from 0 to 2147483647');
+    expect(why('redis://host:6379/-1')).toContain('database "-1" is not an integer');
+    expect(why('redis://host/1.5')).toContain('database "1.5"');
+    expect(why('redis://host/2147483648')).toContain('database "2147483648"');
+    expect(why('redis://host/0/extra')).toContain('database "0/extra"');
+    expect(why('redis://host/01')).toContain('database "01"');
+    expect(why('redis://host:6379?db=2')).toContain('query or fragment not accepted');
+    expect(why('redis://host:6379#x')).toContain('query or fragment not accepted');
+    expect(why('redis://:6379')).toContain('not a valid URL');
+    expect(why('redis://host:port')).toContain('not a valid URL');
+    expect(why('redis:///0')).toMatch(/no host|not a valid URL/);
+    expect(why('http://host:6379')).toContain('not a redis:// or rediss:// URL');
+    expect(why('host:6379')).toContain('not a redis:// or rediss:// URL');
+  });
+
+  it('never quotes a REDIS_URL password back in an error', () => {
+    const [error] = errors({ REDIS_URL: 'redis://user:hunter2@host:99999' });
+    expect(error).not.toContain('hunter2');
+    expect(error).toContain('REDIS_URL="redis://[redacted]@host:99999" is invalid (port out of range');
+  });
+
   it('accepts SIM_SEED 0', () => {
     expect(config({ SIM_SEED: '0' }).simSeed).toBe(0);
   });

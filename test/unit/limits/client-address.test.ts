@@ -1,8 +1,10 @@
 import { isIP } from 'node:net';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   type Address16,
   addressKey,
+  appendForwardedLine,
   type Cidr,
   formatCidr,
   formatIp,
@@ -750,6 +752,61 @@ describe('resolveClientAddress', () => {
       expect(resolve(ip('203.0.113.5'), '1.1.1.1, 2.2.2.2', all)).toBe('1.1.1.1');
       expect(resolve(ip('203.0.113.5'), 'junk, 2.2.2.2', all)).toBe('2.2.2.2');
     });
+  });
+});
+
+describe('appendForwardedLine', () => {
+  const trusted = cidrs('10.0.0.0/8');
+  const proxy = ip('10.0.0.2');
+  const joinAll = (lines: readonly string[]) =>
+    lines.reduce<string | undefined>((joined, line) => appendForwardedLine(joined, line), undefined);
+
+  it('joins the lines in order with commas, as one list', () => {
+    expect(joinAll(['1.1.1.1'])).toBe('1.1.1.1');
+    expect(joinAll(['1.1.1.1', '203.0.113.9'])).toBe('1.1.1.1,203.0.113.9');
+    expect(joinAll(['1.1.1.1, 2.2.2.2', '', '203.0.113.9', '10.0.0.3'])).toBe(
+      '1.1.1.1, 2.2.2.2,,203.0.113.9,10.0.0.3',
+    );
+    // The proxy-appended last line decides, not the client's first.
+    expect(formatIp(resolveClientAddress(proxy, joinAll(['6.6.6.6', '203.0.113.9']), trusted))).toBe(
+      '203.0.113.9',
+    );
+  });
+
+  it(`keeps at most ${MAX_FORWARDED_CHARS + 1} characters however many lines come`, () => {
+    let joined: string | undefined;
+    for (let i = 0; i < 10_000; i++) {
+      joined = appendForwardedLine(joined, '6.6.6.6, '.repeat(50));
+      expect(joined.length).toBeLessThanOrEqual(MAX_FORWARDED_CHARS + 1);
+    }
+    expect(resolveClientAddress(proxy, appendForwardedLine(joined, '203.0.113.9'), trusted)).toEqual(
+      ip('203.0.113.9'),
+    );
+  });
+
+  it('still drops the entry the cut lands in when the cut falls in an earlier line', () => {
+    // The right-most MAX_FORWARDED_CHARS characters start inside "11.2.3.4": "1.2.3.4" must not be read.
+    const lines = ['6.6.6.6,11.2.3.4', `${' '.repeat(MAX_FORWARDED_CHARS - 16)}10.0.0.3`];
+    expect(lines.join(',').slice(-MAX_FORWARDED_CHARS)).toMatch(/^1\.2\.3\.4,/);
+    expect(formatIp(resolveClientAddress(proxy, joinAll(lines), trusted))).toBe('10.0.0.3');
+  });
+
+  it('resolves every set of lines exactly as the whole joined header, cut anywhere', () => {
+    const entry = fc.oneof(
+      fc.constantFrom('10.0.0.3', '10.1.2.3', '203.0.113.9', '198.51.100.20', '11.2.3.4', 'junk', '', ' '),
+      fc.stringMatching(/^[0-9., ]{0,40}$/),
+    );
+    const line = fc.array(entry, { maxLength: 8 }).map((entries) => entries.join(','));
+    // Long padding lines put the MAX_FORWARDED_CHARS cut at every position relative to an entry.
+    const padding = fc.nat({ max: 3 * MAX_FORWARDED_CHARS }).map((n) => ' '.repeat(n));
+    const lines = fc.array(fc.oneof(line, padding), { minLength: 1, maxLength: 12 });
+    fc.assert(
+      fc.property(lines, (ls) => {
+        const whole = resolveClientAddress(proxy, ls.join(','), trusted);
+        expect(resolveClientAddress(proxy, joinAll(ls), trusted)).toEqual(whole);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });
 
