@@ -48,8 +48,13 @@ async function kill(p: PublisherProcess): Promise<void> {
   await p.exited();
 }
 
-async function gatewayOn(url: string): Promise<TestGateway> {
-  const gw = await startTestGateway({ FEED_SOURCE: 'redis', REDIS_URL: url, PRODUCTS: PRODUCTS.join(',') });
+async function gatewayOn(url: string, env: Record<string, string> = {}): Promise<TestGateway> {
+  const gw = await startTestGateway({
+    FEED_SOURCE: 'redis',
+    REDIS_URL: url,
+    PRODUCTS: PRODUCTS.join(','),
+    ...env,
+  });
   gateways.push(gw);
   return gw;
 }
@@ -66,6 +71,8 @@ async function waitForReady(gw: TestGateway): Promise<void> {
 class Follower {
   readonly books = new Map(PRODUCTS.map((id) => [id, new BookReplica()]));
   readonly snapshots: Message[] = [];
+  /** Every snapshot and l2update as received (re-serialised in received key order), by type, product and sequence. */
+  readonly texts = new Map<string, string>();
 
   private constructor(readonly client: TestClient) {}
 
@@ -89,6 +96,7 @@ class Follower {
       const book = this.books.get(m.product_id as string);
       if (!book) return false;
       if (m.type === 'snapshot') this.snapshots.push(m);
+      this.texts.set(`${m.type} ${m.product_id} ${m.sequence}`, JSON.stringify(m));
       const before = book.sequence;
       book.apply(m);
       // A client-visible sequence never goes backwards.
@@ -125,6 +133,18 @@ async function expectSameBooksAsAFreshGateway(url: string, earlier: Follower, up
     }
     expect(common, id).toBeGreaterThan(updates / 2);
   }
+  expectSameTexts(earlier, fresh);
+}
+
+/** Replicas send the same bytes for the same upstream event. */
+function expectSameTexts(a: Follower, b: Follower): void {
+  let common = 0;
+  for (const [key, text] of a.texts) {
+    if (!b.texts.has(key)) continue;
+    common++;
+    expect(b.texts.get(key), key).toBe(text);
+  }
+  expect(common).toBeGreaterThan(0);
 }
 
 describe('upstream incarnations (real redis-server, publisher and gateway processes)', () => {
@@ -132,19 +152,29 @@ describe('upstream incarnations (real redis-server, publisher and gateway proces
     redis = await startRedis();
     const first = await publisher(redis.url, 1);
     const gw = await gatewayOn(redis.url);
-    await waitForReady(gw);
+    // A second replica, serving from a worker thread, through the restart.
+    const other = await gatewayOn(redis.url, { WS_WORKER_THREADS: '1' });
+    await Promise.all([waitForReady(gw), waitForReady(other)]);
     const client = await Follower.on(gw);
+    const otherClient = await Follower.on(other);
     await client.until(() => PRODUCTS.every((id) => client.book(id).sequences.length > 100));
     const before = PRODUCTS.map((id) => client.book(id).sequence);
 
     await kill(first);
     await publisher(redis.url, 2);
     const snapshots = await client.freshSnapshots();
+    const otherSnapshots = await otherClient.freshSnapshots();
+    // The switch happened at the same stream entry on both replicas: the same snapshot, byte for byte.
+    expect(otherSnapshots.map((m) => JSON.stringify(m))).toEqual(snapshots.map((m) => JSON.stringify(m)));
     for (const [i, id] of PRODUCTS.entries()) {
       expect(snapshots.find((s) => s.product_id === id)!.sequence as number).toBeGreaterThan(before[i]!);
     }
     await waitForMetric(gw, 'ws_feed_resyncs_total', 'reason="incarnation"', (v) => v === PRODUCTS.length);
     await expectSameBooksAsAFreshGateway(redis.url, client);
+    await otherClient.until(() =>
+      PRODUCTS.every((id) => otherClient.book(id).sequence >= client.book(id).sequence),
+    );
+    expectSameTexts(client, otherClient);
     expect(await gw.metric('ws_feed_invalid_events_total', 'reason="stale_sequence"')).toBeUndefined();
     expect((await fetch(`${gw.httpUrl}/readyz`)).status).toBe(200);
   }, 90_000);
