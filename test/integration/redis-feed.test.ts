@@ -170,6 +170,8 @@ describe('FEED_SOURCE=redis (real redis-server)', () => {
       return m.type === 'snapshot';
     }, 15_000);
     await expectPublisherBook(client, replica, 'ETH-USD');
+    expect(await gw.metric('ws_feed_resyncs_total', 'reason="gap"')).toBeGreaterThanOrEqual(1);
+    expect(await gw.metric('ws_feed_resyncs_total', 'reason="incarnation"')).toBeUndefined();
     await client.close();
   }, 30_000);
 
