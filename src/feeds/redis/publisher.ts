@@ -246,11 +246,14 @@ class RedisPublisher implements Publisher {
         const json = last?.[1][last[1].indexOf(EVENT_FIELD) + 1];
         const lastEvent = json === undefined ? undefined : decodeEvent(json);
         const snapshot = stored === null ? undefined : decodeSnapshot(stored);
+        // A sequence readers refuse (not a safe integer) was never served: it sets no floor.
+        const served = (sequence: number | undefined) =>
+          sequence !== undefined && Number.isSafeInteger(sequence) ? sequence : 0;
         bases.push(
           Math.max(
             floor,
-            lastEvent?.ok ? lastEvent.value.sequence : 0,
-            snapshot?.ok ? snapshot.value.event.sequence : 0,
+            served(lastEvent?.ok ? lastEvent.value.sequence : undefined),
+            served(snapshot?.ok ? snapshot.value.event.sequence : undefined),
           ),
         );
       }
