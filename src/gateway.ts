@@ -171,6 +171,8 @@ export async function startGateway(
         metrics.feedInvalidEventsTotal.labels(reason).inc();
         invalidEvents.warn(reason, { productId, detail, source: feed.name }, 'dropped invalid feed event');
       },
+      resynced: (reason) => metrics.feedResyncsTotal.labels(reason).inc(),
+      staleProductsChanged: (count) => metrics.feedStaleProducts.set(count),
     },
     (productId) => feed.requestSnapshot(productId),
     { ...COINBASE_TIMINGS, statusMs: config.statusIntervalMs, throttleMs: config.flowControl.throttleMs },
@@ -180,8 +182,7 @@ export async function startGateway(
     notReadyReason: () => {
       const feedDown = feed.notLiveReason();
       if (feedDown) return feedDown;
-      if (!hub.isReady()) return 'waiting for the first snapshot of every product';
-      return undefined;
+      return hub.notReadyReason();
     },
   };
   const http = (query: HttpQuery): HttpReply => answerHttp(query, hub, readiness);

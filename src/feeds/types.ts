@@ -10,6 +10,11 @@ interface ProductEvent {
   readonly sequence: number;
   /** ISO-8601 UTC with microseconds. */
   readonly time: string;
+  /**
+   * The upstream incarnation that wrote the event (src/feeds/epoch.ts); absent from sources that
+   * never restart under a running hub (the simulator) and from writers of the older contract.
+   */
+  readonly epoch?: string;
 }
 
 /** The whole book: bootstraps a product or resynchronises it after a gap. */

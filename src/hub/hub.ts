@@ -1,4 +1,5 @@
 import type { ProductSpec } from '../config/products.js';
+import { compareEpochs } from '../feeds/epoch.js';
 import type { FeedEvent, FeedSink, SnapshotEvent, TradeEvent } from '../feeds/types.js';
 import { canonicalPattern, isZero } from '../market/decimal.js';
 import { epochMs, isIsoTime, isoMicros, nowMicros } from '../market/time.js';
@@ -35,7 +36,17 @@ export interface HubObserver {
   /** A message merged into a pending one by throttling/batching (one message fewer sent). */
   conflated(channel: Channel): void;
   eventRejected(reason: InvalidEventReason, productId: string, detail: string): void;
+  /** A bootstrapped product's book was replaced by a snapshot. */
+  resynced(reason: ResyncReason): void;
+  /** How many products are stale (not served as live) after an upstream incarnation change. */
+  staleProductsChanged(count: number): void;
 }
+
+/**
+ * `gap`: the book fell behind within one upstream incarnation (a sequence gap, a crossed book).
+ * `incarnation`: a new upstream incarnation's snapshot replaced the previous one's book.
+ */
+export type ResyncReason = 'gap' | 'incarnation';
 
 export type InvalidEventReason =
   | 'unknown_product'
@@ -44,7 +55,10 @@ export type InvalidEventReason =
   | 'stale_sequence'
   | 'sequence_gap'
   | 'awaiting_resync'
-  | 'crossed_book';
+  | 'crossed_book'
+  | 'superseded_incarnation'
+  | 'new_incarnation'
+  | 'sequence_regression';
 
 export interface HubOptions {
   /**
@@ -140,13 +154,21 @@ class TradeTicker {
 
 class ProductState {
   readonly book = new L2Book();
-  readonly stats: RollingStats;
+  stats: RollingStats;
   readonly pricePattern: RegExp;
   readonly sizePattern: RegExp;
   /** 0 until the first snapshot bootstraps the product. */
   sequence = 0;
   time = '';
   awaitingSnapshot = true;
+  /**
+   * The newest upstream incarnation seen for the product: only its events and snapshots are
+   * applied. It moves ahead of the book's own incarnation when a newer one's event arrives before
+   * its snapshot.
+   */
+  epoch: string | undefined;
+  /** Why the product is not served as live, while it waits for a new incarnation's snapshot. */
+  stale: string | undefined;
   /** performance.now() of the last snapshot request, to retry without flooding the feed. */
   lastResyncRequest = Number.NEGATIVE_INFINITY;
   lastTradeId = 0;
@@ -218,6 +240,9 @@ export class Hub implements FeedSink {
   private readonly timers: NodeJS.Timeout[] = [];
   private statusPayload: string;
   private readonly specs: readonly ProductSpec[];
+  /** Why the whole feed is down, undefined while it is live. */
+  private feedDown: string | undefined;
+  private staleProducts = 0;
 
   constructor(
     specs: readonly ProductSpec[],
@@ -231,17 +256,38 @@ export class Hub implements FeedSink {
       this.products.set(spec.id, new ProductState(spec, timings, sink, (c) => observer.conflated(c)));
     }
     this.specs = specs;
-    this.statusPayload = encodeStatus(specs, null);
+    this.statusPayload = this.encodeStatus();
   }
 
   onLiveChanged(live: boolean, reason: string | undefined): void {
-    // The `status` channel tells clients at once; its products carry why in status_message.
-    this.statusPayload = encodeStatus(
-      this.specs,
-      live ? null : `feed stale: ${reason ?? 'upstream unavailable'}`,
-    );
-    this.sink.publish('status', 'status', this.statusPayload, epochMs());
+    this.feedDown = live ? undefined : (reason ?? 'upstream unavailable');
+    this.publishStatus();
     this.observer.feedLiveChanged(live);
+  }
+
+  /** The `status` channel tells clients at once; its products carry why in status_message. */
+  private publishStatus(): void {
+    this.statusPayload = this.encodeStatus();
+    this.sink.publish('status', 'status', this.statusPayload, epochMs());
+  }
+
+  private encodeStatus(): string {
+    const feed = this.feedDown === undefined ? null : `feed stale: ${this.feedDown}`;
+    return encodeStatus(this.specs, (spec) => {
+      const stale = this.products.get(spec.id)?.stale;
+      return stale === undefined ? feed : `product stale: ${stale}`;
+    });
+  }
+
+  /** Marks a product as not served as live (status, /readyz, metrics) until a snapshot clears it. */
+  private setStale(state: ProductState, reason: string | undefined): void {
+    if (state.stale === reason) return;
+    if ((state.stale === undefined) !== (reason === undefined)) {
+      this.staleProducts += reason === undefined ? -1 : 1;
+      this.observer.staleProductsChanged(this.staleProducts);
+    }
+    state.stale = reason;
+    this.publishStatus();
   }
 
   onUndecodable(productId: string, detail: string): void {
@@ -266,10 +312,17 @@ export class Hub implements FeedSink {
     }
   }
 
-  /** True once every product has a book: the gateway can serve every product. */
-  isReady(): boolean {
-    for (const state of this.products.values()) if (state.sequence === 0) return false;
-    return true;
+  /**
+   * Undefined once every product has a live book; otherwise why not, naming the stale products.
+   * A product stale after an upstream incarnation change is reported until its resync.
+   */
+  notReadyReason(): string | undefined {
+    const stale: string[] = [];
+    for (const state of this.products.values()) {
+      if (state.sequence === 0) return 'waiting for the first snapshot of every product';
+      if (state.stale !== undefined) stale.push(`${state.spec.id} stale: ${state.stale}`);
+    }
+    return stale.length === 0 ? undefined : stale.join('; ');
   }
 
   /** Messages a new subscriber receives before the live stream, consistent with what follows. */
@@ -368,8 +421,47 @@ export class Hub implements FeedSink {
       this.reject(state, 'not_bootstrapped', `event ${event.sequence} before the first snapshot`);
       return;
     }
+    const incarnation = compareEpochs(event.epoch, state.epoch);
+    if (incarnation < 0) {
+      // Two writers on one product: the newest incarnation wins, the other's events never mix in.
+      this.observer.eventRejected(
+        'superseded_incarnation',
+        state.spec.id,
+        `event ${event.sequence} of incarnation ${event.epoch ?? '(none)'}, older than ${state.epoch}`,
+      );
+      return;
+    }
+    if (incarnation > 0) {
+      const previous = state.epoch ?? '(none)';
+      state.epoch = event.epoch;
+      this.setStale(
+        state,
+        `upstream incarnation ${event.epoch} replaced ${previous}; resynchronising from its snapshot`,
+      );
+      this.reject(
+        state,
+        'new_incarnation',
+        `event ${event.sequence} of incarnation ${event.epoch} before its snapshot`,
+      );
+      return;
+    }
     if (event.sequence <= state.sequence) {
-      this.observer.eventRejected('stale_sequence', state.spec.id, `${event.sequence} <= ${state.sequence}`);
+      if (state.awaitingSnapshot) {
+        // Entries replayed up to a resync's snapshot: already covered by the book.
+        this.observer.eventRejected(
+          'stale_sequence',
+          state.spec.id,
+          `${event.sequence} <= ${state.sequence}`,
+        );
+        return;
+      }
+      // In stream order, sequences of one incarnation only go up: an upstream restarted without
+      // an epoch and without continuing its sequences. Its events describe another book.
+      this.setStale(
+        state,
+        `upstream sequence went back from ${state.sequence} to ${event.sequence}; waiting for a snapshot above ${state.sequence}`,
+      );
+      this.reject(state, 'sequence_regression', `${event.sequence} after ${state.sequence}`);
       return;
     }
     if (state.awaitingSnapshot) {
@@ -383,6 +475,14 @@ export class Hub implements FeedSink {
     }
     if (event.sequence !== state.sequence + 1) {
       this.reject(state, 'sequence_gap', `expected ${state.sequence + 1}, got ${event.sequence}`);
+      return;
+    }
+    if (event.type === 'trade' && !this.options.wellFormedFeed && event.trade_id <= state.lastTradeId) {
+      this.observer.eventRejected(
+        'malformed',
+        state.spec.id,
+        `trade_id ${event.trade_id} does not follow ${state.lastTradeId}`,
+      );
       return;
     }
     if (!state.book.apply(event.changes)) {
@@ -412,7 +512,34 @@ export class Hub implements FeedSink {
   }
 
   private applySnapshot(state: ProductState, event: SnapshotEvent, receivedAt: number): void {
-    if (event.sequence < state.sequence) {
+    const bootstrapped = state.sequence > 0;
+    const incarnation = bootstrapped ? compareEpochs(event.epoch, state.epoch) : 1;
+    if (incarnation < 0) {
+      this.observer.eventRejected(
+        'superseded_incarnation',
+        state.spec.id,
+        `snapshot ${event.sequence} of incarnation ${event.epoch ?? '(none)'}, older than ${state.epoch}`,
+      );
+      return;
+    }
+    // Another incarnation's book at the same sequence would differ under an unchanged sequence.
+    const replacesBook = bootstrapped && (incarnation > 0 || state.stale !== undefined);
+    if (event.sequence < state.sequence || (replacesBook && event.sequence === state.sequence)) {
+      if (replacesBook) {
+        // Clients' sequences never go backwards: refused until a snapshot of it comes above them.
+        state.epoch = event.epoch;
+        state.awaitingSnapshot = true;
+        this.setStale(
+          state,
+          `upstream ${event.epoch === undefined ? '(no epoch)' : `incarnation ${event.epoch}`} restarted sequences at ${event.sequence}, not above ${state.sequence}; waiting for a snapshot above it`,
+        );
+        this.observer.eventRejected(
+          'sequence_regression',
+          state.spec.id,
+          `snapshot ${event.sequence} <= ${state.sequence}`,
+        );
+        return;
+      }
       this.observer.eventRejected(
         'stale_sequence',
         state.spec.id,
@@ -425,17 +552,36 @@ export class Hub implements FeedSink {
       this.reject(state, 'crossed_book', `snapshot ${event.sequence} is crossed`);
       return;
     }
+    const resync = bootstrapped && state.awaitingSnapshot;
     state.sequence = event.sequence;
     state.time = event.time;
     state.awaitingSnapshot = false;
+    state.epoch = event.epoch;
     // Changes merged before a resync describe a book that no longer exists.
     state.level2.discard();
     state.level2Batch.discard();
+    if (replacesBook) {
+      this.forgetTrades(state);
+      this.observer.resynced('incarnation');
+    } else if (resync) {
+      this.observer.resynced('gap');
+    }
+    this.setStale(state, undefined);
     this.observer.eventApplied();
     // Subscribers of a resynchronised product rebuild their books from this snapshot.
     const payload = state.snapshot();
     this.sink.publish(state.topics.level2, 'level2', payload, receivedAt);
     this.sink.publish(state.topics.level2_batch, 'level2_batch', payload, receivedAt);
+  }
+
+  /** A new upstream incarnation is another market: its trade ids and statistics start afresh. */
+  private forgetTrades(state: ProductState): void {
+    state.lastTrade = undefined;
+    state.latestTicker = undefined;
+    state.lastTradeId = 0;
+    state.stats = new RollingStats(state.spec.baseDecimals);
+    state.ticker.discard();
+    state.tickerBatch.discard();
   }
 
   /**
@@ -520,9 +666,9 @@ export class Hub implements FeedSink {
       if (problem) return problem;
     }
     if (event.type === 'trade') {
-      if (!Number.isSafeInteger(event.trade_id) || event.trade_id <= state.lastTradeId) {
-        return `trade_id ${event.trade_id} does not follow ${state.lastTradeId}`;
-      }
+      // Whether it follows the last trade id is checked once the event is known to be of the book's incarnation.
+      if (!Number.isSafeInteger(event.trade_id) || event.trade_id < 1)
+        return 'trade_id is not a positive integer';
       if (event.side !== 'buy' && event.side !== 'sell') return 'trade side is invalid';
       if (typeof event.maker_order_id !== 'string' || typeof event.taker_order_id !== 'string') {
         return 'order ids are missing';

@@ -121,11 +121,15 @@ function statusProduct(spec: ProductSpec, statusMessage: string | null) {
   };
 }
 
-export function encodeStatus(products: readonly ProductSpec[], statusMessage: string | null): string {
+/** `statusMessage`: each product's status_message, null while it is served normally. */
+export function encodeStatus(
+  products: readonly ProductSpec[],
+  statusMessage: (product: ProductSpec) => string | null,
+): string {
   const currencyIds = [...new Set(products.flatMap((p) => [p.baseCurrency, p.quoteCurrency]))];
   return JSON.stringify({
     type: 'status',
-    products: products.map((p) => statusProduct(p, statusMessage)),
+    products: products.map((p) => statusProduct(p, statusMessage(p))),
     currencies: currencyIds.map((id) => {
       const c = CURRENCIES.get(id)!;
       return {

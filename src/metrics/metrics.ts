@@ -19,6 +19,8 @@ export interface GatewayMetrics {
   readonly slowConsumers: Gauge;
   readonly internalErrorsTotal: Counter<'where'>;
   readonly feedStale: Gauge;
+  readonly feedResyncsTotal: Counter<'reason'>;
+  readonly feedStaleProducts: Gauge;
   readonly limitsStoreFallback: Gauge;
   readonly messagesConflatedTotal: Counter<'channel'>;
   readonly slowConsumerDisconnectsTotal: Counter<'reason'>;
@@ -128,6 +130,17 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
     feedStale: new Gauge({
       name: 'ws_feed_stale',
       help: '1 while the upstream feed is unavailable (clients are told on the status channel), else 0.',
+      registers,
+    }),
+    feedResyncsTotal: new Counter({
+      name: 'ws_feed_resyncs_total',
+      help: 'Product books replaced by a snapshot after bootstrap, by reason (gap: behind within one upstream incarnation; incarnation: a new upstream incarnation).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    feedStaleProducts: new Gauge({
+      name: 'ws_feed_stale_products',
+      help: "Products not served as live while they wait for a new upstream incarnation's snapshot.",
       registers,
     }),
     limitsStoreFallback: new Gauge({

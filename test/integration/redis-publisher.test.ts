@@ -152,6 +152,7 @@ describe('redis publisher (matchbook-gateway publish)', () => {
   const streamLength = (productId: string) => client.xlen(redisKeys.events(productId));
 
   it('writes each product a stream and a snapshot under the documented keys, in the shapes the gateway decodes', async () => {
+    const startedAt = Date.now();
     const pub = await start();
     // Snapshots come first: they exist as soon as the publisher has started.
     for (const id of ['BTC-USD', 'ETH-USD']) expect(await readSnapshot(client, id)).toBeDefined();
@@ -173,12 +174,15 @@ describe('redis publisher (matchbook-gateway publish)', () => {
     let total = 0;
     for (const [i, id] of ['BTC-USD', 'ETH-USD'].entries()) {
       const entries = await readStream(client, id);
-      total += entries.length;
-      // Nothing trimmed or lost: the stream holds every event since the first snapshot, in order.
-      expect(entries[0]!.event.sequence).toBe(2);
+      total += entries.filter((e) => e.event.type !== 'snapshot').length;
+      // The incarnation announces itself with its snapshot, above a wall-clock floor (Redis was empty).
+      expect(entries[0]!.event.type).toBe('snapshot');
+      expect(entries[0]!.event.sequence).toBeGreaterThan(startedAt * 1_000);
+      // Nothing trimmed or lost: the stream holds every event since that snapshot, in order.
       for (const [k, entry] of entries.entries()) {
         expect(entry.event.sequence).toBe(entries[0]!.event.sequence + k);
-        expect(['book', 'trade']).toContain(entry.event.type);
+        expect(entry.event.epoch).toBe(pub.epoch);
+        if (k > 0) expect(['book', 'trade']).toContain(entry.event.type);
       }
       expect(entries.at(-1)!.event.sequence).toBe(books[i]!.sequence);
       const { snapshot } = await expectSnapshotConsistent(client, id, books[i]!);
@@ -238,6 +242,72 @@ describe('redis publisher (matchbook-gateway publish)', () => {
     for (const [i, id] of ['BTC-USD', 'ETH-USD'].entries()) {
       const { after } = await expectSnapshotConsistent(client, id, books[i]!);
       expect(after[0]!.event.sequence).toBe(snapshots[i]!.event.sequence + 1);
+    }
+  });
+  it("continues above the stream's last sequence when Redis kept it, even above the wall-clock floor", async () => {
+    const last = 5_000_000_000_000_000;
+    await client.xadd(
+      redisKeys.events('BTC-USD'),
+      '*',
+      EVENT_FIELD,
+      JSON.stringify({
+        type: 'book',
+        product_id: 'BTC-USD',
+        sequence: last,
+        time: '2026-12-01T00:00:00.000000Z',
+        changes: [],
+      }),
+    );
+    const pub = await start({ products: [spec('BTC-USD')] });
+    await waitFor('some events', async () => ((await streamLength('BTC-USD')) >= 3 ? true : undefined));
+    await pub.stop();
+    const [, announcement, next] = await readStream(client, 'BTC-USD');
+    expect(announcement!.event).toMatchObject({ type: 'snapshot', sequence: last + 1, epoch: pub.epoch });
+    expect(next!.event.sequence).toBe(last + 2);
+    expect((await readSnapshot(client, 'BTC-USD'))!.event.epoch).toBe(pub.epoch);
+  });
+
+  it('a second publisher on the same products takes over: a newer epoch above the first one, which stops writing', async () => {
+    const first = await start({ products: [spec('BTC-USD')] });
+    await waitFor('some events', async () => ((await streamLength('BTC-USD')) >= 20 ? true : undefined));
+    const second = await startPublisher(
+      {
+        redisUrl: redis.url,
+        products: [spec('BTC-USD')],
+        eventsPerSecond: 200,
+        seed: 8,
+        maxLen: 10_000,
+        snapshotIntervalMs: 200,
+      },
+      silent,
+    );
+    try {
+      expect(second.epoch > first.epoch).toBe(true);
+      const sinceSwitch = async () => {
+        const entries = await readStream(client, 'BTC-USD');
+        const switchAt = entries.findIndex((e) => e.event.epoch === second.epoch);
+        return { entries, switchAt, later: entries.slice(switchAt + 1) };
+      };
+      const byEpoch = (list: readonly Entry[], epoch: string) =>
+        list.filter((e) => e.event.epoch === epoch).length;
+      // The first one's next snapshot write (every 200 ms) finds the key taken by a newer
+      // incarnation, and it stops: its entries after the switch stop growing.
+      await waitFor('100 entries of the second publisher', async () =>
+        byEpoch((await sinceSwitch()).later, second.epoch) >= 100 ? true : undefined,
+      );
+      const { entries, switchAt, later } = await sinceSwitch();
+      expect(entries[switchAt]!.event.type).toBe('snapshot');
+      const firstBefore = entries.slice(0, switchAt).filter((e) => e.event.epoch === first.epoch);
+      expect(entries[switchAt]!.event.sequence).toBeGreaterThan(firstBefore.at(-1)!.event.sequence);
+      const firstAfter = byEpoch(later, first.epoch);
+      await waitFor('50 more entries of the second publisher', async () =>
+        byEpoch((await sinceSwitch()).later, second.epoch) >= 150 ? true : undefined,
+      );
+      expect(byEpoch((await sinceSwitch()).later, first.epoch)).toBe(firstAfter);
+      // The key only ever moves to the newer incarnation.
+      expect((await readSnapshot(client, 'BTC-USD'))!.event.epoch).toBe(second.epoch);
+    } finally {
+      await second.stop();
     }
   });
 });

@@ -62,3 +62,33 @@ export async function runGateway(
   const [code] = await once(child, 'exit');
   return { code, stderr };
 }
+
+export interface PublisherProcess {
+  readonly child: ChildProcess;
+  readonly stdout: () => string;
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs `matchbook-gateway publish` as users do and resolves once it logs that it is publishing. */
+export async function spawnPublisher(env: Record<string, string>): Promise<PublisherProcess> {
+  const child = spawn(process.execPath, [MAIN, 'publish'], {
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (chunk) => {
+    err += chunk;
+  });
+  const exit = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk) => {
+      out += chunk;
+      if (out.includes('"msg":"publishing"')) resolve();
+    });
+    void exit.then(({ code }) => reject(new Error(`publisher exited (${code}) before publishing: ${err}`)));
+  });
+  return { child, stdout: () => out, exited: () => exit };
+}

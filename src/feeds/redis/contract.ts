@@ -1,3 +1,4 @@
+import { EPOCH_PATTERN } from '../epoch.js';
 import type { FeedEvent, SnapshotEvent } from '../types.js';
 
 /**
@@ -59,6 +60,8 @@ function checkEvent(value: unknown): Decoded<FeedEvent> {
   if (typeof value.product_id !== 'string') return fail('product_id is not a string');
   if (typeof value.sequence !== 'number') return fail('sequence is not a number');
   if (typeof value.time !== 'string') return fail('time is not a string');
+  if (value.epoch !== undefined && (typeof value.epoch !== 'string' || !EPOCH_PATTERN.test(value.epoch)))
+    return fail('epoch is not a string of 21 digits');
   switch (value.type) {
     case 'snapshot':
       if (!isLevels(value.bids) || !isLevels(value.asks))

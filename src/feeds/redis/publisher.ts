@@ -2,10 +2,11 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ProductSpec } from '../../config/products.js';
 import { epochMicrosAt, isoMicros } from '../../market/time.js';
+import { newEpoch } from '../epoch.js';
 import type { MarketModel } from '../simulator/market.js';
 import { createMarkets, EventCredit, TickPacer } from '../simulator/pacing.js';
 import type { FeedEvent, SnapshotEvent } from '../types.js';
-import { EVENT_FIELD, redisKeys } from './contract.js';
+import { decodeEvent, decodeSnapshot, EVENT_FIELD, redisKeys } from './contract.js';
 
 export interface PublisherOptions {
   readonly redisUrl: string;
@@ -20,6 +21,8 @@ export interface PublisherOptions {
 }
 
 export interface Publisher {
+  /** This run's upstream incarnation, stamped on everything it writes (docs/ingest.md). */
+  readonly epoch: string;
   stop(): Promise<void>;
   /** For tests: events Redis acknowledged. */
   published(): number;
@@ -45,12 +48,31 @@ const STOP_TIMEOUT_MS = 2_000;
  * missing stream, as after a Redis restart. Events Redis never got are covered by the book; events
  * it got are all before this point, so a reader replaying the stream after stream_id onto the book
  * sees exactly the events that follow it. Both keys share the product's hash slot.
+ *
+ * A key already holding a newer incarnation's snapshot (ARGV[2] is this writer's epoch) is left
+ * alone and {'superseded', epoch} returned: with two publishers on one product the key only ever
+ * moves to newer incarnations, so a reader bootstrapping from it follows the same one as the
+ * readers that saw the switch in the stream. Epochs are equal-length digit strings, so Lua's
+ * string order is their numeric order.
  */
 const WRITE_SNAPSHOT = `
+local current = redis.call('GET', KEYS[2])
+if current then
+  local ok, stored = pcall(cjson.decode, current)
+  if ok and type(stored) == 'table' and type(stored.event) == 'table' then
+    local epoch = stored.event.epoch
+    if type(epoch) == 'string' and string.len(epoch) == string.len(ARGV[2]) and epoch > ARGV[2] then
+      return {'superseded', epoch}
+    end
+  end
+end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
 local id = last and last[1] or '0-0'
 redis.call('SET', KEYS[2], '{"stream_id":"' .. id .. '","event":' .. ARGV[1] .. '}')
 return id`;
+
+/** A sequence in microseconds of wall-clock time: above what any earlier run can have reached. */
+const sequenceFloor = (nowMs: number) => nowMs * 1_000;
 
 /**
  * The upstream publisher (`matchbook-gateway publish`): the simulator's markets, written to Redis as
@@ -58,6 +80,10 @@ return id`;
  * pipeline right after that tick's XADDs. While Redis is unreachable the markets keep moving and
  * their events are counted as failed, never buffered; on every (re)connection fresh snapshots are
  * written first, and readers resynchronise from them.
+ *
+ * Every run is a new upstream incarnation: it stamps an epoch on everything it writes, starts its
+ * sequences above everything in Redis and above a wall-clock floor, and announces itself with a
+ * snapshot in the stream as well as in the key, so every reader switches books at the same entry.
  */
 export async function startPublisher(options: PublisherOptions, logger: Logger): Promise<Publisher> {
   const publisher = new RedisPublisher(options, logger);
@@ -73,6 +99,7 @@ interface PendingWrite {
 class RedisPublisher implements Publisher {
   /** Resolves once the first snapshots are written, or Redis has been found unreachable. */
   readonly started: Promise<void>;
+  readonly epoch = newEpoch(Date.now(), Math.random);
   private readonly client: Redis;
   private readonly markets: MarketModel[];
   private readonly credit: EventCredit;
@@ -87,6 +114,13 @@ class RedisPublisher implements Publisher {
   private failedSinceLog = 0;
   private lastFailureLog = Number.NEGATIVE_INFINITY;
   private stopped = false;
+  /** The markets continue above the sequences found in Redis (claimSequences). */
+  private claimed = false;
+  private claiming = false;
+  /** Until a write lands with this incarnation's snapshots in the streams, writes carry them. */
+  private announced = false;
+  /** Set when a newer incarnation owns the snapshot keys: this one writes nothing more. */
+  private supersededBy: string | undefined;
   private markStarted: () => void = () => undefined;
 
   constructor(
@@ -131,6 +165,7 @@ class RedisPublisher implements Publisher {
         products: options.products.map((p) => p.id),
         seed: options.seed,
         eventsPerSecond: options.eventsPerSecond,
+        epoch: this.epoch,
       },
       'publisher starting',
     );
@@ -175,7 +210,11 @@ class RedisPublisher implements Publisher {
   }
 
   private onReady(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.supersededBy !== undefined) return;
+    if (!this.claimed) {
+      void this.claimSequences();
+      return;
+    }
     this.logger.info({ url: redactedUrl(this.options.redisUrl) }, 'connected to redis, writing snapshots');
     // Before any new event: readers that saw a gap resync from these.
     this.write(
@@ -187,6 +226,52 @@ class RedisPublisher implements Publisher {
       this.pacer.reset();
       this.schedule();
     }
+  }
+
+  /**
+   * Starts each market above the last sequence its product's stream (or snapshot key) holds, and
+   * above sequenceFloor(now) for when Redis lost them: sequences never go backwards for a reader
+   * that saw an earlier incarnation. The first snapshot takes the next sequence of its own.
+   */
+  private async claimSequences(): Promise<void> {
+    if (this.claiming) return;
+    this.claiming = true;
+    try {
+      const floor = sequenceFloor(Date.now());
+      const bases: number[] = [];
+      for (const market of this.markets) {
+        const id = market.spec.id;
+        const [last] = await this.client.xrevrange(redisKeys.events(id), '+', '-', 'COUNT', 1);
+        const stored = await this.client.get(redisKeys.snapshot(id));
+        const json = last?.[1][last[1].indexOf(EVENT_FIELD) + 1];
+        const lastEvent = json === undefined ? undefined : decodeEvent(json);
+        const snapshot = stored === null ? undefined : decodeSnapshot(stored);
+        // A sequence readers refuse (not a safe integer) was never served: it sets no floor.
+        const served = (sequence: number | undefined) =>
+          sequence !== undefined && Number.isSafeInteger(sequence) ? sequence : 0;
+        bases.push(
+          Math.max(
+            floor,
+            served(lastEvent?.ok ? lastEvent.value.sequence : undefined),
+            served(snapshot?.ok ? snapshot.value.event.sequence : undefined),
+          ),
+        );
+      }
+      for (const [m, market] of this.markets.entries()) market.continueFrom(bases[m]! + 1);
+      this.claimed = true;
+      this.logger.info(
+        {
+          epoch: this.epoch,
+          sequences: Object.fromEntries(this.markets.map((m, i) => [m.spec.id, bases[i]! + 1])),
+        },
+        'new upstream incarnation: sequences continue above everything in redis',
+      );
+    } catch (error) {
+      this.failure(0, `reading the last sequences: ${(error as Error).message}`);
+    } finally {
+      this.claiming = false;
+    }
+    if (this.claimed && this.client.status === 'ready') this.onReady();
   }
 
   private schedule(): void {
@@ -206,7 +291,7 @@ class RedisPublisher implements Publisher {
     });
     const withSnapshots = now >= this.nextSnapshotAt;
     if (stepped > 0 || withSnapshots) this.write(events, withSnapshots);
-    if (!this.stopped) this.schedule();
+    if (!this.stopped && this.supersededBy === undefined) this.schedule();
   }
 
   /**
@@ -228,20 +313,18 @@ class RedisPublisher implements Publisher {
     for (const [m, market] of this.markets.entries()) {
       const key = redisKeys.events(market.spec.id);
       for (const event of events[m]!) {
-        pipeline.xadd(key, 'MAXLEN', '~', maxLen, '*', EVENT_FIELD, JSON.stringify(event));
+        pipeline.xadd(key, 'MAXLEN', '~', maxLen, '*', EVENT_FIELD, this.stamped(event));
       }
     }
+    const announce = withSnapshots && !this.announced;
     if (withSnapshots) {
       const time = this.bookTime();
       for (const market of this.markets) {
         const id = market.spec.id;
-        pipeline.eval(
-          WRITE_SNAPSHOT,
-          2,
-          redisKeys.events(id),
-          redisKeys.snapshot(id),
-          JSON.stringify(market.snapshot(time)),
-        );
+        const snapshot = this.stamped(market.snapshot(time));
+        // Before the key's script, so the key's stream_id covers the announcement.
+        if (announce) pipeline.xadd(redisKeys.events(id), 'MAXLEN', '~', maxLen, '*', EVENT_FIELD, snapshot);
+        pipeline.eval(WRITE_SNAPSHOT, 2, redisKeys.events(id), redisKeys.snapshot(id), snapshot, this.epoch);
       }
       this.nextSnapshotAt = performance.now() + this.options.snapshotIntervalMs;
     }
@@ -254,7 +337,8 @@ class RedisPublisher implements Publisher {
       let failedEvents = 0;
       let firstError = error?.message;
       let snapshotsFailed = withSnapshots && results === null;
-      for (const [i, [err]] of (results ?? []).entries()) {
+      for (const [i, [err, reply]] of (results ?? []).entries()) {
+        if (Array.isArray(reply) && reply[0] === 'superseded') this.supersede(String(reply[1]));
         if (!err) continue;
         firstError ??= err.message;
         if (i < count) failedEvents++;
@@ -262,6 +346,7 @@ class RedisPublisher implements Publisher {
       }
       if (results === null) failedEvents = count;
       this.publishedEvents += count - failedEvents;
+      if (announce && !snapshotsFailed) this.announced = true;
       if (failedEvents > 0 || snapshotsFailed) {
         this.nextSnapshotAt = Math.min(this.nextSnapshotAt, performance.now() + SNAPSHOT_RETRY_MS);
         this.failure(failedEvents, firstError ?? 'write failed');
@@ -278,6 +363,25 @@ class RedisPublisher implements Publisher {
     );
     this.inFlight.add(done);
     void done.finally(() => this.inFlight.delete(done));
+  }
+
+  /** The event as JSON with this incarnation's epoch first: one string concatenation per event. */
+  private stamped(event: FeedEvent): string {
+    return `{"epoch":"${this.epoch}",${JSON.stringify(event).slice(1)}`;
+  }
+
+  /**
+   * A newer incarnation writes the same products (a second publisher was started): readers follow
+   * it and drop this one's entries, so this one stops writing rather than fill the streams.
+   */
+  private supersede(epoch: string): void {
+    if (this.supersededBy !== undefined) return;
+    this.supersededBy = epoch;
+    clearTimeout(this.timer);
+    this.logger.error(
+      { epoch: this.epoch, supersededBy: epoch },
+      'a newer publisher writes these products: this one stopped writing (stop it, or stop the other)',
+    );
   }
 
   /** Counts events that were not written and logs, at most once per FAILURE_LOG_INTERVAL_MS. */

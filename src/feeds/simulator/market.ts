@@ -93,6 +93,14 @@ export class MarketModel {
     this.seedBook();
   }
 
+  /**
+   * Makes `sequence` the book's current sequence, so the next event carries the one after it: a
+   * publisher continues above every sequence an earlier upstream incarnation wrote.
+   */
+  continueFrom(sequence: number): void {
+    this.sequence = sequence;
+  }
+
   snapshot(time: string): SnapshotEvent {
     const levels = (side: OrderSide): PriceLevel[] =>
       side.prices.map((p) => [this.price(p), this.size(side.totalLots(p)), side.queues.get(p)!.length]);

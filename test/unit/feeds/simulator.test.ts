@@ -189,6 +189,8 @@ describe('MarketModel', () => {
         conflated() {},
         feedLiveChanged() {},
         eventRejected: (reason, _id, detail) => rejections.push([reason, detail]),
+        resynced() {},
+        staleProductsChanged() {},
       },
       () => {},
       { ...COINBASE_TIMINGS, statusMs: 10_000, throttleMs: 0 },
@@ -400,12 +402,14 @@ describe('SimulatorSource', () => {
         conflated: () => {},
         feedLiveChanged: () => {},
         eventRejected: (reason, id, detail) => rejected.push(`${reason} ${id} ${detail}`),
+        resynced: () => {},
+        staleProductsChanged: () => {},
       },
       (id) => source.requestSnapshot(id),
       { ...COINBASE_TIMINGS, statusMs: 10_000, throttleMs: 0 },
     );
     await source.start(hub);
-    expect(hub.isReady()).toBe(true);
+    expect(hub.notReadyReason()).toBeUndefined();
     vi.advanceTimersByTime(5_000);
     await source.stop();
     expect(rejected).toEqual([]);

@@ -8,6 +8,7 @@ import {
   type HubTimings,
   type InvalidEventReason,
   type PublicationSink,
+  type ResyncReason,
 } from '../../../src/hub/hub.js';
 import { isIsoTime } from '../../../src/market/time.js';
 import type { BookChange, Channel, PriceLevel, Side } from '../../../src/market/types.js';
@@ -85,6 +86,17 @@ class RecordingObserver implements HubObserver {
 
   eventRejected(reason: InvalidEventReason, productId: string, detail: string): void {
     this.rejected.push({ reason, productId, detail });
+  }
+
+  readonly resyncs: ResyncReason[] = [];
+  staleProducts = 0;
+
+  resynced(reason: ResyncReason): void {
+    this.resyncs.push(reason);
+  }
+
+  staleProductsChanged(count: number): void {
+    this.staleProducts = count;
   }
 
   reasons(): InvalidEventReason[] {
@@ -225,7 +237,7 @@ afterEach(() => {
 describe('bootstrap from a snapshot', () => {
   it('serves nothing for a product before its first snapshot', () => {
     newHub();
-    expect(hub.isReady()).toBe(false);
+    expect(hub.notReadyReason()).toBeDefined();
     expect(hub.initialMessages('level2', 'BTC-USD')).toEqual([]);
     expect(hub.initialMessages('matches', 'BTC-USD')).toEqual([]);
     expect(hub.restBook('BTC-USD', 2)).toMatchObject({ bids: [], asks: [], sequence: 0 });
@@ -267,9 +279,9 @@ describe('bootstrap from a snapshot', () => {
   it('is ready only once every product has a book', () => {
     newHub();
     hub.onEvent(snapshot(10), 0);
-    expect(hub.isReady()).toBe(false);
+    expect(hub.notReadyReason()).toBeDefined();
     hub.onEvent(snapshot(3, [['3000.00', '1.00000000', 1]], [['3001.00', '1.00000000', 1]], 'ETH-USD'), 0);
-    expect(hub.isReady()).toBe(true);
+    expect(hub.notReadyReason()).toBeUndefined();
   });
 
   it('knows its products', () => {
@@ -1107,23 +1119,17 @@ describe('invalid events', () => {
     expect(bookOf()).toEqual(before);
   });
 
-  it('ignores stale sequences without resynchronising', () => {
+  it('drops events a resync already covers without counting them as a regression', () => {
     bootstrapped();
     hub.onEvent(update(11, [['buy', '100.50', '1.00000000', 1]]), 0);
-    sink.clear();
+    hub.onEvent(update(14, [['buy', '100.60', '1.00000000', 1]]), 0);
+    observer.rejected.length = 0;
+    // The stream replayed from an older snapshot's stream id while the resync is pending.
+    hub.onEvent(update(9, [['buy', '100.60', '1.00000000', 1]]), 0);
     hub.onEvent(update(11, [['buy', '100.60', '1.00000000', 1]]), 0);
-    hub.onEvent(update(3, [['buy', '100.60', '1.00000000', 1]]), 0);
-    hub.onEvent(snapshot(9), 0);
-    expect(observer.rejected.map((r) => [r.reason, r.detail])).toEqual([
-      ['stale_sequence', '11 <= 11'],
-      ['stale_sequence', '3 <= 11'],
-      ['stale_sequence', 'snapshot 9 < 11'],
-    ]);
-    expect(sink.publications).toEqual([]);
-    expect(requests).toEqual([]);
-    expect(bookOf()?.bids[0]).toEqual(['100.50', '1.00000000', 1]);
-    hub.onEvent(update(12, [['buy', '100.60', '1.00000000', 1]]), 0);
-    expect(bookOf()?.sequence).toBe(12);
+    expect(observer.reasons()).toEqual(['stale_sequence', 'stale_sequence']);
+    expect(hub.notReadyReason()).toMatch(/first snapshot/); // ETH-USD has no book; BTC-USD is not stale
+    expect(observer.staleProducts).toBe(0);
   });
 
   it('on a sequence gap requests one snapshot and drops events until it arrives', () => {
@@ -1281,7 +1287,7 @@ describe('invalid events', () => {
     }
     expect(requests).toEqual(['BTC-USD', 'BTC-USD']);
     hub.onEvent(snapshot(40), 0);
-    expect(hub.isReady()).toBe(false); // ETH-USD has no book in this hub
+    expect(hub.notReadyReason()).toBeDefined(); // ETH-USD has no book in this hub
     expect(bookOf()).toMatchObject({ sequence: 40, bids: BIDS, asks: ASKS });
   });
 
@@ -1590,5 +1596,194 @@ describe('REST views', () => {
       fx_stablecoin: false,
     });
     expect(hub.restProduct('XRP-USD')).toBeUndefined();
+  });
+});
+
+describe('upstream incarnations (docs/ingest.md)', () => {
+  const OLD = '173300000000000000001';
+  const NEW = '173300000500000000002';
+  const NEWER = '173300000900000000003';
+  const of = <E extends FeedEvent>(epoch: string, event: E): E => ({ ...event, epoch });
+  const OTHER_BIDS: PriceLevel[] = [['98.00', '5.00000000', 4]];
+  const OTHER_ASKS: PriceLevel[] = [['103.00', '6.00000000', 2]];
+  const statusMessages = () =>
+    ((JSON.parse(hub.initialMessages('status', '')[0]!) as Json).products as Json[]).map(
+      (p) => p.status_message,
+    );
+
+  beforeEach(() => {
+    newHub([BTC]);
+  });
+
+  it("switches books at a newer incarnation's snapshot, sends it to level2, and drops the older one's events afterwards", () => {
+    hub.onEvent(of(OLD, snapshot(10)), 0);
+    hub.onEvent(of(OLD, update(11, [['buy', '100.50', '1.00000000', 1]])), 0);
+    sink.clear();
+    hub.onEvent(of(NEW, snapshot(12, OTHER_BIDS, OTHER_ASKS)), 0);
+    expect(sink.messages('level2:BTC-USD')).toEqual([
+      {
+        type: 'snapshot',
+        product_id: 'BTC-USD',
+        bids: [['98.00', '5.00000000']],
+        asks: [['103.00', '6.00000000']],
+        sequence: 12,
+        time: T,
+      },
+    ]);
+    expect(observer.resyncs).toEqual(['incarnation']);
+    // Two publishers interleaving: the older one's events never reach the new book.
+    hub.onEvent(of(OLD, update(12, [['buy', '100.60', '1.00000000', 1]])), 0);
+    hub.onEvent(of(OLD, update(13, [['buy', '100.60', '1.00000000', 1]])), 0);
+    hub.onEvent(of(OLD, snapshot(14)), 0);
+    hub.onEvent(update(13, [['buy', '100.70', '1.00000000', 1]]), 0); // no epoch: older than any
+    hub.onEvent(of(NEW, update(13, [['buy', '97.00', '1.00000000', 1]])), 0);
+    expect(observer.reasons()).toEqual([
+      'superseded_incarnation',
+      'superseded_incarnation',
+      'superseded_incarnation',
+      'superseded_incarnation',
+    ]);
+    expect(bookOf()).toMatchObject({
+      sequence: 13,
+      bids: [
+        ['98.00', '5.00000000', 4],
+        ['97.00', '1.00000000', 1],
+      ],
+      asks: OTHER_ASKS,
+    });
+    expect(requests).toEqual([]);
+    expect(observer.staleProducts).toBe(0);
+    expect(hub.notReadyReason()).toBeUndefined();
+  });
+
+  it('a newer incarnation seen before its snapshot makes the product stale (status, readiness, gauge) until that snapshot', () => {
+    hub.onEvent(of(OLD, snapshot(10)), 0);
+    hub.onEvent(of(NEW, update(20, [['buy', '100.50', '1.00000000', 1]])), 0);
+    expect(observer.reasons()).toEqual(['new_incarnation']);
+    expect(requests).toEqual(['BTC-USD']);
+    expect(observer.staleProducts).toBe(1);
+    expect(hub.notReadyReason()).toMatch(
+      new RegExp(`^BTC-USD stale: upstream incarnation ${NEW} replaced ${OLD}`),
+    );
+    expect(statusMessages()[0]).toMatch(/^product stale: upstream incarnation/);
+    expect(JSON.parse(sink.on('status').at(-1)!.payload)).toEqual(
+      JSON.parse(hub.initialMessages('status', '')[0]!),
+    );
+    // Neither the old incarnation (its events, its snapshot key) nor the new one's events before its snapshot apply.
+    hub.onEvent(of(OLD, update(11, [['buy', '100.60', '1.00000000', 1]])), 0);
+    hub.onEvent(of(OLD, snapshot(11)), 0);
+    hub.onEvent(of(NEW, update(21, [['buy', '100.60', '1.00000000', 1]])), 0);
+    expect(observer.reasons().slice(1)).toEqual([
+      'superseded_incarnation',
+      'superseded_incarnation',
+      'awaiting_resync',
+    ]);
+    expect(bookOf()).toMatchObject({ sequence: 10, bids: BIDS });
+    sink.clear();
+    hub.onEvent(of(NEW, snapshot(21, OTHER_BIDS, OTHER_ASKS)), 0);
+    expect(bookOf()).toMatchObject({ sequence: 21, bids: OTHER_BIDS, asks: OTHER_ASKS });
+    expect(sink.messages('level2:BTC-USD').map((m) => [m.type, m.sequence])).toEqual([['snapshot', 21]]);
+    expect(observer.resyncs).toEqual(['incarnation']);
+    expect(observer.staleProducts).toBe(0);
+    expect(hub.notReadyReason()).toBeUndefined();
+    expect(statusMessages()).toEqual([null]);
+  });
+
+  it("refuses a newer incarnation's snapshot at or below the book's sequence: stale until one comes above it", () => {
+    hub.onEvent(of(OLD, snapshot(10)), 0);
+    sink.clear();
+    hub.onEvent(of(NEW, snapshot(10, OTHER_BIDS, OTHER_ASKS)), 0);
+    hub.onEvent(of(NEW, snapshot(4, OTHER_BIDS, OTHER_ASKS)), 0);
+    expect(observer.reasons()).toEqual(['sequence_regression', 'sequence_regression']);
+    expect(sink.on('level2:BTC-USD')).toEqual([]);
+    expect(hub.notReadyReason()).toMatch(/^BTC-USD stale: .*restarted sequences at 4, not above 10/);
+    hub.onEvent(of(NEWER, snapshot(11, OTHER_BIDS, OTHER_ASKS)), 0);
+    expect(bookOf()).toMatchObject({ sequence: 11, bids: OTHER_BIDS });
+    expect(hub.notReadyReason()).toBeUndefined();
+  });
+
+  it('an upstream without epochs whose sequence goes backwards is stale until a snapshot above the old sequence replaces the book', () => {
+    hub.onEvent(snapshot(10), 0);
+    hub.onEvent(update(11, [['buy', '100.50', '1.00000000', 1]]), 0);
+    sink.clear();
+    hub.onEvent(update(3, [['buy', '100.60', '1.00000000', 1]]), 0);
+    expect(observer.reasons()).toEqual(['sequence_regression']);
+    expect(requests).toEqual(['BTC-USD']);
+    expect(hub.notReadyReason()).toMatch(/^BTC-USD stale: upstream sequence went back from 11 to 3/);
+    expect(observer.staleProducts).toBe(1);
+    // The restarted writer's events and its lagging snapshot key, until its sequences pass 11.
+    hub.onEvent(update(4, [['buy', '100.60', '1.00000000', 1]]), 0);
+    hub.onEvent(snapshot(9), 0);
+    hub.onEvent(update(12, [['buy', '100.60', '1.00000000', 1]]), 0);
+    expect(observer.reasons().slice(1)).toEqual(['stale_sequence', 'sequence_regression', 'awaiting_resync']);
+    // The same sequence as the old book, another book: refused as well.
+    hub.onEvent(snapshot(11, OTHER_BIDS, OTHER_ASKS), 0);
+    expect(observer.reasons().at(-1)).toBe('sequence_regression');
+    expect(sink.on('level2:BTC-USD')).toEqual([]);
+    hub.onEvent(snapshot(12, OTHER_BIDS, OTHER_ASKS), 0);
+    expect(sink.messages('level2:BTC-USD').map((m) => [m.type, m.sequence])).toEqual([['snapshot', 12]]);
+    expect(bookOf()).toMatchObject({ sequence: 12, bids: OTHER_BIDS, asks: OTHER_ASKS });
+    expect(observer.resyncs).toEqual(['incarnation']);
+    expect(hub.notReadyReason()).toBeUndefined();
+  });
+
+  it("a new incarnation's trades start afresh: its trade ids are accepted, the old last match and ticker are gone", () => {
+    hub.onEvent(of(OLD, snapshot(10)), 0);
+    hub.onEvent(
+      of(OLD, trade(11, 40, 'sell', '101.00', '0.50000000', [['sell', '101.00', '1.00000000', 1]])),
+      0,
+    );
+    expect(hub.initialMessages('matches', 'BTC-USD')).toHaveLength(1);
+    hub.onEvent(of(NEW, snapshot(12)), 0);
+    expect(hub.initialMessages('matches', 'BTC-USD')).toEqual([]);
+    expect(hub.initialMessages('ticker', 'BTC-USD')).toEqual([]);
+    sink.clear();
+    hub.onEvent(
+      of(NEW, trade(13, 1, 'sell', '101.00', '0.50000000', [['sell', '101.00', '1.00000000', 1]])),
+      0,
+    );
+    expect(observer.reasons()).toEqual([]);
+    expect(sink.messages('matches:BTC-USD').map((m) => [m.trade_id, m.sequence])).toEqual([[1, 13]]);
+  });
+
+  it('hubs fed the same interleaved stream publish the same bytes, and a hub bootstrapped after the switch agrees at every sequence', () => {
+    const stream: FeedEvent[] = [of(OLD, snapshot(10))];
+    const random = mulberry32(13);
+    let oldSequence = 10;
+    let newSequence = 0;
+    for (let i = 0; i < 200; i++) {
+      const price = (90 + Math.floor(random() * 9)).toFixed(2);
+      const change: BookChange = ['buy', price, `${1 + Math.floor(random() * 5)}.00000000`, 1];
+      if (i === 50) {
+        newSequence = oldSequence + 1;
+        stream.push(of(NEW, snapshot(newSequence, OTHER_BIDS, OTHER_ASKS)));
+      } else if (newSequence > 0 && random() < 0.5) {
+        stream.push(of(NEW, update(++newSequence, [change])));
+      } else {
+        stream.push(of(OLD, update(++oldSequence, [change])));
+      }
+    }
+    const run = (events: readonly FeedEvent[]) => {
+      newHub([BTC]);
+      const books = new Map<number, unknown>();
+      for (const event of events) {
+        hub.onEvent(event, 0);
+        const book = bookOf()!;
+        books.set(book.sequence, { bids: book.bids, asks: book.asks });
+      }
+      return { payloads: sink.on('level2:BTC-USD').map((p) => p.payload), books };
+    };
+    const first = run(stream);
+    const second = run(stream);
+    expect(second.payloads).toEqual(first.payloads);
+    // The new market alone, and a hub bootstrapped at the switch: every book of `first` from the
+    // switch on is the new incarnation's, whatever the older one wrote in between.
+    const alone = run(stream.filter((e) => e.epoch === NEW));
+    const late = run(stream.slice(stream.findIndex((e) => e.epoch === NEW)));
+    expect(late.payloads).toEqual(alone.payloads);
+    for (const [sequence, book] of alone.books)
+      expect(first.books.get(sequence), `at ${sequence}`).toEqual(book);
+    expect(alone.books.size).toBeGreaterThan(50);
+    expect(requests).toEqual([]);
   });
 });
