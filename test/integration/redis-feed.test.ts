@@ -181,6 +181,9 @@ describe('FEED_SOURCE=redis (real redis-server)', () => {
     const { Redis } = await import('ioredis');
     const raw = new Redis(redis.url, { protocol: 2 });
     const current = publisher.books().find((b) => b.product_id === 'ETH-USD')!;
+    // The malformed entry goes first: after the gap the gateway resumes from the snapshot key's
+    // stream id, which may already be past anything added after the gap entry.
+    await raw.xadd(redisKeys.events('ETH-USD'), '*', 'e', '{not json');
     await raw.xadd(
       redisKeys.events('ETH-USD'),
       '*',
@@ -194,7 +197,6 @@ describe('FEED_SOURCE=redis (real redis-server)', () => {
         changes: [['buy', '1.00', '1.00000000', 1]],
       }),
     );
-    await raw.xadd(redisKeys.events('ETH-USD'), '*', 'e', '{not json');
     raw.disconnect();
     await waitForMetric(gw, 'ws_feed_invalid_events_total', 'reason="sequence_gap"', (v) => v >= 1);
     await waitForMetric(gw, 'ws_feed_invalid_events_total', 'reason="malformed"', (v) => v >= 1);
