@@ -33,7 +33,10 @@ export interface ConnectionContext {
 const slowConsumerReasons: Readonly<Record<SlowDisconnectReason, string>> = {
   timeout: 'the connection stayed behind for too long',
   queue_overflow: 'too many messages queued for the connection',
+  backpressure_limit: 'the connection fell behind by more than the gateway buffers for it',
 };
+/** uWS's send() result for a message it did not send because the buffer was over maxBackpressure. */
+const DROPPED = 2;
 let attachTokens = 0;
 
 /**
@@ -63,6 +66,13 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   /** Set when the gateway decides to close, so the close handler counts the right reason. */
   closeReason: DisconnectReason | undefined = undefined;
   closed = false;
+  /**
+   * Bytes uWS held for the socket when flow control last looked: non-zero means the kernel's
+   * buffers were full, so an abrupt close after it is uWS's hard limit, not a network error.
+   */
+  lastBuffered = 0;
+  /** Set when uWS dropped one of this connection's messages: nothing more may be delivered. */
+  droppedByUws = false;
   private socket: WebSocket<SocketData> | undefined = undefined;
   /** Topic → token of the latest attach still waiting for its initial messages; undefined when none. */
   private pendingAttaches: Map<string, number> | undefined = undefined;
@@ -104,8 +114,9 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   // --- ClientConnection ----------------------------------------------------------------------
 
   sendControl(payload: string): void {
-    this.ws.send(payload, false, false);
-    this.context.controlSent.inc();
+    // A dropped reply is not retried: uWS closes the socket (closeOnBackpressureLimit).
+    if (this.ws.send(payload, false, false) === DROPPED) this.droppedByUws = true;
+    else this.context.controlSent.inc();
   }
 
   attach(channel: Channel, productId: string): void {
@@ -128,7 +139,8 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   // --- FlowConnection ------------------------------------------------------------------------
 
   bufferedAmount(): number {
-    return this.ws.getBufferedAmount();
+    this.lastBuffered = this.ws.getBufferedAmount();
+    return this.lastBuffered;
   }
 
   topics(): readonly string[] {
@@ -143,9 +155,10 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
     this.ws.unsubscribe(topic);
   }
 
-  sendAll(payloads: readonly string[]): void {
-    this.sendCorked(payloads);
+  sendPiece(payloads: readonly string[]): boolean {
+    if (!this.sendCorked(payloads)) return false;
     this.context.resumedSent.inc(payloads.length);
+    return true;
   }
 
   resnapshot(topic: string): void {
@@ -171,7 +184,11 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
       flow.captureNew(this, topic, channel, initial);
       return;
     }
-    this.sendCorked(initial);
+    if (!this.sendCorked(initial)) {
+      // Subscribing now would deliver updates after a message the client never got.
+      flow.overLimit(this);
+      return;
+    }
     if (initial.length > 0) this.context.sentByChannel.get(channel)!.inc(initial.length);
     this.ws.subscribe(topic);
     flow.released(this, topic);
@@ -182,10 +199,26 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
     if (this.pendingAttaches.size === 0) this.pendingAttaches = undefined;
   }
 
-  private sendCorked(payloads: readonly string[]): void {
+  /** False, having sent nothing more, once uWS drops a message (now or earlier). */
+  private sendCorked(payloads: readonly string[]): boolean {
+    if (this.droppedByUws) return false;
     const ws = this.ws;
     ws.cork(() => {
-      for (const payload of payloads) ws.send(payload, false, false);
+      for (const payload of payloads) {
+        if (ws.send(payload, false, false) !== DROPPED) continue;
+        this.droppedByUws = true;
+        return;
+      }
     });
+    return !this.droppedByUws;
+  }
+
+  /**
+   * A close the gateway did not ask for that uWS made at maxBackpressure: it dropped one of our
+   * messages, or it cut the socket while publishing to it (1006 after the kernel's buffers were
+   * full, which a sweep saw before the buffer reached the high-water mark).
+   */
+  cutAtHardLimit(code: number): boolean {
+    return this.droppedByUws || (code === 1006 && this.lastBuffered > 0);
   }
 }
