@@ -35,6 +35,8 @@ const slowConsumerReasons: Readonly<Record<SlowDisconnectReason, string>> = {
   queue_overflow: 'too many messages queued for the connection',
   backpressure_limit: 'the connection fell behind by more than the gateway buffers for it',
 };
+/** Not a channel's topic (those are `channel:product` or `status`): see Connection.unsubscribe. */
+const HOLD_TOPIC = 'flow-control:hold';
 /** uWS's send() result for a message it did not send because the buffer was over maxBackpressure. */
 const DROPPED = 2;
 let attachTokens = 0;
@@ -73,6 +75,8 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   lastBuffered = 0;
   /** Set when uWS dropped one of this connection's messages: nothing more may be delivered. */
   droppedByUws = false;
+  /** Subscribed to HOLD_TOPIC. */
+  private holding = false;
   private socket: WebSocket<SocketData> | undefined = undefined;
   /** Topic → token of the latest attach still waiting for its initial messages; undefined when none. */
   private pendingAttaches: Map<string, number> | undefined = undefined;
@@ -144,15 +148,31 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   }
 
   topics(): readonly string[] {
-    return this.ws.getTopics();
+    const topics = this.ws.getTopics();
+    return this.holding ? topics.filter((topic) => topic !== HOLD_TOPIC) : topics;
   }
 
   subscribe(topic: string): void {
-    this.ws.subscribe(topic);
+    const ws = this.ws;
+    ws.subscribe(topic);
+    if (!this.holding) return;
+    ws.unsubscribe(HOLD_TOPIC);
+    this.holding = false;
   }
 
+  /**
+   * uWS frees a socket's subscriber when it leaves its last topic, and with it the messages
+   * published to it earlier in this event-loop turn and not yet written (a silent gap): so flow
+   * control's connection first joins a topic nobody publishes on, and leaves it on its next
+   * subscribe.
+   */
   unsubscribe(topic: string): void {
-    this.ws.unsubscribe(topic);
+    const ws = this.ws;
+    if (!this.holding) {
+      ws.subscribe(HOLD_TOPIC);
+      this.holding = true;
+    }
+    ws.unsubscribe(topic);
   }
 
   sendPiece(payloads: readonly string[]): boolean {
@@ -190,7 +210,7 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
       return;
     }
     if (initial.length > 0) this.context.sentByChannel.get(channel)!.inc(initial.length);
-    this.ws.subscribe(topic);
+    this.subscribe(topic);
     flow.released(this, topic);
   }
 
