@@ -196,7 +196,7 @@ export const CONFIG_VARIABLES = {
   DRAIN_SPREAD_MS: variable(
     '0',
     'an integer from 0 to 300000',
-    'On shutdown, spread the 1001 closes over this window (keep it below SHUTDOWN_TIMEOUT_MS).',
+    'On shutdown, spread the 1001 closes evenly over this window (keep it below SHUTDOWN_TIMEOUT_MS).',
     integer(0, 300_000),
   ),
   WS_WORKER_THREADS: variable(
@@ -220,7 +220,7 @@ export const CONFIG_VARIABLES = {
   WS_BACKPRESSURE_HIGH_BYTES: variable(
     '262144',
     'an integer from 16384 to 67108864',
-    'A connection with more than this buffered is switched to conflated delivery; back to live below a quarter of it.',
+    'A connection with more than this buffered is switched to conflated delivery; below a quarter of it, it catches up in pieces.',
     integer(16_384, 67_108_864),
   ),
   WS_MAX_BACKPRESSURE_BYTES: variable(
@@ -238,7 +238,7 @@ export const CONFIG_VARIABLES = {
   WS_SLOW_CONSUMER_TIMEOUT_MS: variable(
     '10000',
     'an integer from 100 to 600000',
-    'A connection still over the high-water mark after this long is disconnected with ErrSlowConsume (4002).',
+    'A connection over the high-water mark, or catching up, for this long is disconnected with ErrSlowConsume (4002).',
     integer(100, 600_000),
   ),
   WS_BACKPRESSURE_CHECK_MS: variable(

@@ -167,7 +167,7 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
     }),
     slowConsumerDisconnectsTotal: new Counter({
       name: 'ws_slow_consumer_disconnects_total',
-      help: 'Slow connections cut off: timeout and queue_overflow (ErrSlowConsume, close 4002), backpressure_limit (closed by uWS at maxBackpressure).',
+      help: 'Slow connections cut off: timeout and queue_overflow (ErrSlowConsume, close 4002), backpressure_limit (at uWS maxBackpressure: a dropped message, or closed by uWS).',
       labelNames: ['reason'],
       registers,
     }),

@@ -33,7 +33,12 @@ export interface ConnectionContext {
 const slowConsumerReasons: Readonly<Record<SlowDisconnectReason, string>> = {
   timeout: 'the connection stayed behind for too long',
   queue_overflow: 'too many messages queued for the connection',
+  backpressure_limit: 'the connection fell behind by more than the gateway buffers for it',
 };
+/** Not a channel's topic (those are `channel:product` or `status`): see Connection.unsubscribe. */
+const HOLD_TOPIC = 'flow-control:hold';
+/** uWS's send() result for a message it did not send because the buffer was over maxBackpressure. */
+const DROPPED = 2;
 let attachTokens = 0;
 
 /**
@@ -63,6 +68,15 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   /** Set when the gateway decides to close, so the close handler counts the right reason. */
   closeReason: DisconnectReason | undefined = undefined;
   closed = false;
+  /**
+   * Bytes uWS held for the socket when flow control last looked: non-zero means the kernel's
+   * buffers were full, so an abrupt close after it is uWS's hard limit, not a network error.
+   */
+  lastBuffered = 0;
+  /** Set when uWS dropped one of this connection's messages: nothing more may be delivered. */
+  droppedByUws = false;
+  /** Subscribed to HOLD_TOPIC. */
+  private holding = false;
   private socket: WebSocket<SocketData> | undefined = undefined;
   /** Topic → token of the latest attach still waiting for its initial messages; undefined when none. */
   private pendingAttaches: Map<string, number> | undefined = undefined;
@@ -104,8 +118,9 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   // --- ClientConnection ----------------------------------------------------------------------
 
   sendControl(payload: string): void {
-    this.ws.send(payload, false, false);
-    this.context.controlSent.inc();
+    // A dropped reply is not retried: uWS closes the socket (closeOnBackpressureLimit).
+    if (this.ws.send(payload, false, false) === DROPPED) this.droppedByUws = true;
+    else this.context.controlSent.inc();
   }
 
   attach(channel: Channel, productId: string): void {
@@ -128,24 +143,42 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   // --- FlowConnection ------------------------------------------------------------------------
 
   bufferedAmount(): number {
-    return this.ws.getBufferedAmount();
+    this.lastBuffered = this.ws.getBufferedAmount();
+    return this.lastBuffered;
   }
 
   topics(): readonly string[] {
-    return this.ws.getTopics();
+    const topics = this.ws.getTopics();
+    return this.holding ? topics.filter((topic) => topic !== HOLD_TOPIC) : topics;
   }
 
   subscribe(topic: string): void {
-    this.ws.subscribe(topic);
+    const ws = this.ws;
+    ws.subscribe(topic);
+    if (!this.holding) return;
+    ws.unsubscribe(HOLD_TOPIC);
+    this.holding = false;
   }
 
+  /**
+   * uWS frees a socket's subscriber when it leaves its last topic, and with it the messages
+   * published to it earlier in this event-loop turn and not yet written (a silent gap): so flow
+   * control's connection first joins a topic nobody publishes on, and leaves it on its next
+   * subscribe.
+   */
   unsubscribe(topic: string): void {
-    this.ws.unsubscribe(topic);
+    const ws = this.ws;
+    if (!this.holding) {
+      ws.subscribe(HOLD_TOPIC);
+      this.holding = true;
+    }
+    ws.unsubscribe(topic);
   }
 
-  sendAll(payloads: readonly string[]): void {
-    this.sendCorked(payloads);
+  sendPiece(payloads: readonly string[]): boolean {
+    if (!this.sendCorked(payloads)) return false;
     this.context.resumedSent.inc(payloads.length);
+    return true;
   }
 
   resnapshot(topic: string): void {
@@ -171,9 +204,13 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
       flow.captureNew(this, topic, channel, initial);
       return;
     }
-    this.sendCorked(initial);
+    if (!this.sendCorked(initial)) {
+      // Subscribing now would deliver updates after a message the client never got.
+      flow.overLimit(this);
+      return;
+    }
     if (initial.length > 0) this.context.sentByChannel.get(channel)!.inc(initial.length);
-    this.ws.subscribe(topic);
+    this.subscribe(topic);
     flow.released(this, topic);
   }
 
@@ -182,10 +219,26 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
     if (this.pendingAttaches.size === 0) this.pendingAttaches = undefined;
   }
 
-  private sendCorked(payloads: readonly string[]): void {
+  /** False, having sent nothing more, once uWS drops a message (now or earlier). */
+  private sendCorked(payloads: readonly string[]): boolean {
+    if (this.droppedByUws) return false;
     const ws = this.ws;
     ws.cork(() => {
-      for (const payload of payloads) ws.send(payload, false, false);
+      for (const payload of payloads) {
+        if (ws.send(payload, false, false) !== DROPPED) continue;
+        this.droppedByUws = true;
+        return;
+      }
     });
+    return !this.droppedByUws;
+  }
+
+  /**
+   * A close the gateway did not ask for that uWS made at maxBackpressure: it dropped one of our
+   * messages, or it cut the socket while publishing to it (1006 after the kernel's buffers were
+   * full, which a sweep saw before the buffer reached the high-water mark).
+   */
+  cutAtHardLimit(code: number): boolean {
+    return this.droppedByUws || (code === 1006 && this.lastBuffered > 0);
   }
 }

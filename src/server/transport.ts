@@ -98,7 +98,6 @@ type ClosableApp = TemplatedApp & { close(): void };
 
 const DECODER = new TextDecoder();
 const SUBSCRIBE_SWEEP_MS = 100;
-const DRAIN_SLICE_MS = 50;
 
 /**
  * The only module that talks to uWebSockets.js: WebSocket connections, topic publishing and the
@@ -211,8 +210,9 @@ export class Transport {
 
   /**
    * Stops accepting and asks every client to go away (1001), spread evenly over `spreadMs` so the
-   * other replicas do not take every reconnect in the same instant. Resolves when all have closed;
-   * the caller bounds the wait with its shutdown deadline and then calls close().
+   * other replicas do not take every reconnect in the same instant: this thread's i-th of n
+   * connections is closed at i/n of the window. Resolves when all have closed; the caller bounds
+   * the wait with its shutdown deadline and then calls close().
    */
   drain(spreadMs: number): Promise<void> {
     this.draining = true;
@@ -226,14 +226,16 @@ export class Transport {
       this.drained = resolve;
     });
     const leaving = [...this.open];
-    const slices = Math.max(1, Math.ceil(spreadMs / DRAIN_SLICE_MS));
-    const perSlice = Math.ceil(leaving.length / slices);
-    const closeSlice = () => {
-      for (const connection of leaving.splice(0, perSlice))
-        connection.end(CLOSE_CODES.goingAway, 'going away', 'shutdown');
-      if (leaving.length > 0) this.drainTimer = setTimeout(closeSlice, DRAIN_SLICE_MS);
+    const startedAt = performance.now();
+    const closeAt = (index: number) => (index * spreadMs) / leaving.length;
+    let next = 0;
+    const closeDue = () => {
+      const elapsed = performance.now() - startedAt;
+      for (; next < leaving.length && closeAt(next) <= elapsed; next++)
+        leaving[next]!.end(CLOSE_CODES.goingAway, 'going away', 'shutdown');
+      if (next < leaving.length) this.drainTimer = setTimeout(closeDue, closeAt(next) - elapsed);
     };
-    closeSlice();
+    closeDue();
     if (this.open.size === 0) this.drained?.();
     return done;
   }
@@ -282,12 +284,15 @@ export class Transport {
       pong: (ws) => {
         ws.getUserData().connection.lastSeen = monotonicMs();
       },
-      drain: (ws) => this.flow.drained(ws.getUserData().connection),
+      drain: this.guardSocket('drain', (ws) =>
+        this.flow.drained(ws.getUserData().connection, performance.now()),
+      ),
       close: (ws, code) => {
         const connection = ws.getUserData().connection;
         connection.closed = true;
-        // Closed by uWS at maxBackpressure while still slow: a slow-consumer disconnect too.
-        if (!connection.closeReason && this.flow.isSlow(connection)) {
+        // Closed by uWS at maxBackpressure (while slow, or before a sweep found it slow): a
+        // slow-consumer disconnect too, not a network error.
+        if (!connection.closeReason && (this.flow.isSlow(connection) || connection.cutAtHardLimit(code))) {
           connection.closeReason = 'slow_consumer';
           metrics.slowConsumerDisconnectsTotal.labels('backpressure_limit').inc();
         }

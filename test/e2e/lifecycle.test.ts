@@ -54,6 +54,38 @@ describe('the built program as a process', () => {
     expect(await gateway.exited()).toEqual({ code: 0, signal: null });
   });
 
+  for (const threads of ['0', '2']) {
+    it(`DRAIN_SPREAD_MS closes 30 clients evenly over the window (WS_WORKER_THREADS=${threads})`, async () => {
+      const windowMs = 4000;
+      const gateway = await spawnGateway({
+        WS_WORKER_THREADS: threads,
+        DRAIN_SPREAD_MS: String(windowMs),
+        SHUTDOWN_TIMEOUT_MS: '30000',
+      });
+      const url = `ws://127.0.0.1:${gateway.port}/`;
+      const clients = await Promise.all(Array.from({ length: 30 }, () => TestClient.connect(url)));
+      const started = performance.now();
+      gateway.child.kill('SIGTERM');
+      const closes = await Promise.all(
+        clients.map((c) => c.closed.then(({ code }) => ({ code, at: performance.now() - started }))),
+      );
+      expect(closes.map((c) => c.code)).toEqual(Array(30).fill(1001));
+      const times = closes.map((c) => c.at).sort((a, b) => a - b);
+      console.log(
+        `drain over ${windowMs} ms, ${threads} workers: closes at ${times.map(Math.round).join(', ')} ms`,
+      );
+      // Each thread closes its i-th of n connections at i/n of the window: the last ones come near
+      // its end (not all within the first second), and every quarter of it has its share.
+      expect(times.at(-1)! - times[0]!).toBeGreaterThan(0.8 * windowMs);
+      for (let quarter = 0; quarter < 4; quarter++) {
+        const inQuarter = times.filter((t) => t - times[0]! >= (quarter * windowMs) / 4);
+        const before = times.filter((t) => t - times[0]! >= ((quarter + 1) * windowMs) / 4);
+        expect(inQuarter.length - before.length, `quarter ${quarter + 1}`).toBeGreaterThanOrEqual(4);
+      }
+      expect(await gateway.exited()).toEqual({ code: 0, signal: null });
+    }, 60_000);
+  }
+
   it('SIGINT with nobody connected exits 0', async () => {
     const gateway = await spawnGateway();
     gateway.child.kill('SIGINT');

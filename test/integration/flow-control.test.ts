@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { BookReplica } from '../support/book-replica.js';
-import { startTestGateway, type TestGateway, waitForMetric } from '../support/gateway.js';
+import { readMetric, startTestGateway, type TestGateway, waitForMetric } from '../support/gateway.js';
 import { resumeReading, stallReading } from '../support/stall.js';
 import { type Message, TestClient } from '../support/ws-client.js';
 
@@ -233,4 +233,174 @@ describe('WS_THROTTLE_MS=100', () => {
     expect(await gw.metric('ws_messages_conflated_total', 'channel="level2"')).toBeGreaterThan(0);
     await client.close();
   }, 30_000);
+});
+
+/** Trade ids per product, as received: consecutive unless a gap was let through. */
+function matchGaps(messages: Message[]): string[] {
+  const last = new Map<string, number>();
+  const gaps: string[] = [];
+  for (const m of messages) {
+    if (m.type !== 'match') continue;
+    const product = m.product_id as string;
+    const previous = last.get(product);
+    if (previous !== undefined && m.trade_id !== previous + 1)
+      gaps.push(`${product} trade_id ${previous} -> ${m.trade_id}`);
+    last.set(product, m.trade_id as number);
+  }
+  return gaps;
+}
+
+/** l2update sequence jumps with no snapshot before them. */
+function bookGaps(messages: Message[]): string[] {
+  const sequence = new Map<string, number>();
+  const gaps: string[] = [];
+  for (const m of messages) {
+    const product = m.product_id as string;
+    if (m.type === 'snapshot') sequence.set(product, m.sequence as number);
+    if (m.type !== 'l2update') continue;
+    const previous = sequence.get(product);
+    if (previous === undefined || (m.sequence as number) <= previous) continue;
+    if (m.sequence !== previous + 1) gaps.push(`${product} sequence ${previous} -> ${m.sequence}`);
+    sequence.set(product, m.sequence as number);
+  }
+  return gaps;
+}
+
+/** Waits until the gateway's metrics satisfy a condition over several of them; resolves with them. */
+async function waitForMetrics(
+  gateway: TestGateway,
+  condition: (read: (name: string, labels?: string) => number | undefined) => boolean,
+  timeoutMs = 30_000,
+): Promise<string> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const text = await (await fetch(`${gateway.httpUrl}/metrics`)).text();
+    if (condition((name, labels) => readMetric(text, name, labels))) return text;
+    if (performance.now() > deadline) {
+      const shown = text
+        .split('\n')
+        .filter((line) => /^ws_(active|message_queue|slow|disconnections)/.test(line));
+      throw new Error(`metrics did not reach the condition in ${timeoutMs} ms:\n${shown.join('\n')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+type Outcome = { readonly kind: 'caught_up' } | { readonly kind: 'closed'; readonly code: number };
+
+/**
+ * After a resume: live again (a fresh snapshot per product, then an l2update after it), or
+ * closed. Messages before `from` arrived before the resume.
+ */
+async function caughtUpOrClosed(client: TestClient, from: number): Promise<Outcome> {
+  const fresh = new Set<string>();
+  const live = new Set<string>();
+  let index = 0;
+  const caughtUp = client
+    .next((m) => {
+      const at = index++;
+      const product = m.product_id as string;
+      if (at >= from && m.type === 'snapshot') fresh.add(product);
+      if (m.type === 'l2update' && fresh.has(product)) live.add(product);
+      return live.size === PRODUCTS.length;
+    }, 60_000)
+    .then((): Outcome => ({ kind: 'caught_up' }));
+  const closed = client.closed.then(({ code }): Outcome => ({ kind: 'closed', code }));
+  return Promise.race([caughtUp.catch(() => closed), closed]);
+}
+
+describe('catching up a queue larger than WS_MAX_BACKPRESSURE_BYTES (issue 13.2)', () => {
+  const cases = [
+    {
+      name: "main thread, the issue's limits",
+      threads: '0',
+      env: {
+        SIM_EVENTS_PER_SEC: '2000',
+        WS_BACKPRESSURE_HIGH_BYTES: '16384',
+        WS_MAX_BACKPRESSURE_BYTES: '262144',
+      },
+    },
+    {
+      name: "two worker threads, the issue's limits",
+      threads: '2',
+      env: {
+        SIM_EVENTS_PER_SEC: '2000',
+        WS_BACKPRESSURE_HIGH_BYTES: '16384',
+        WS_MAX_BACKPRESSURE_BYTES: '262144',
+      },
+    },
+    {
+      name: 'main thread, 32 KiB / 64 KiB at 3,000 events/s',
+      threads: '0',
+      env: {
+        SIM_EVENTS_PER_SEC: '3000',
+        WS_BACKPRESSURE_HIGH_BYTES: '32768',
+        WS_MAX_BACKPRESSURE_BYTES: '65536',
+        // A cut by uWS is told from a network error by a sweep having seen bytes waiting first:
+        // at 3,000 events/s the gap between mark and limit fills in about one default interval,
+        // so a sweep delayed by a loaded machine could miss it (see the report of issue 13.2).
+        WS_BACKPRESSURE_CHECK_MS: '5',
+      },
+    },
+  ];
+  for (const { name, threads, env } of cases) {
+    it(`${name}: every match in order and fresh books, or ErrSlowConsume and 4002; never a gap`, async () => {
+      gw = await startTestGateway({
+        ...env,
+        WS_WORKER_THREADS: threads,
+        WS_SLOW_QUEUE_MAX_MESSAGES: '100000',
+        WS_SLOW_CONSUMER_TIMEOUT_MS: '30000',
+      });
+      const clients = await Promise.all([TestClient.connect(gw.wsUrl), TestClient.connect(gw.wsUrl)]);
+      for (const c of clients) c.subscribe(['level2', 'matches'], PRODUCTS);
+      await Promise.all(clients.map((c) => c.nextOfType('snapshot')));
+      for (const c of clients) stallReading(c);
+      // As in the issue: about 20,000 matches (several MB, far more than the hard limit) queued for
+      // each client still connected (uWS's hard limit can cut one before a sweep sees it slow).
+      const perClient = 20_000;
+      const stalled = await waitForMetrics(gw, (read) => {
+        const active = read('ws_active_connections') ?? 0;
+        return active === 0 || (read('ws_message_queue_size') ?? 0) >= active * perClient;
+      });
+      // Cut by uWS while stalled, before any resume: they see a bare 1006 when they read again.
+      const cutBeforeResume = clients.length - (readMetric(stalled, 'ws_active_connections') ?? 0);
+      const from = clients.map((c) => c.messages.length);
+      for (const c of clients) resumeReading(c);
+      const outcomes = await Promise.all(clients.map((c, i) => caughtUpOrClosed(c, from[i]!)));
+
+      for (const [i, c] of clients.entries()) {
+        expect(matchGaps(c.messages), `client ${i}`).toEqual([]);
+        expect(bookGaps(c.messages), `client ${i}`).toEqual([]);
+        const outcome = outcomes[i]!;
+        // Cut by flow control: ErrSlowConsume and 4002. Cut by uWS at the hard limit while it was
+        // still live (before the sweep saw it slow): a bare 1006, but counted as a slow consumer
+        // (below), never as `error`.
+        if (outcome.kind === 'closed' && outcome.code !== 1006) {
+          expect(outcome.code, `client ${i}`).toBe(4002);
+          expect(c.messages.at(-1)).toMatchObject({ type: 'error', message: 'ErrSlowConsume' });
+        }
+      }
+      const closed = outcomes.filter((o) => o.kind === 'closed');
+      const bare = closed.filter((o) => o.code === 1006).length;
+      // Resumed inside the timeout: caught up, or 4002; never cut by uWS during the catch-up.
+      expect(bare).toBeLessThanOrEqual(cutBeforeResume);
+      console.log(
+        `${name}: ${clients.length - closed.length} of ${clients.length} caught up, ${closed.length - bare} got 4002, ` +
+          `${bare} were cut by uWS; received ${clients.map((c) => c.messages.filter((m) => m.type === 'match').length).join(' / ')} matches`,
+      );
+      await waitForMetrics(gw, (read) => read('ws_active_connections') === clients.length - closed.length);
+      const text = await (await fetch(`${gw.httpUrl}/metrics`)).text();
+      const read = (metric: string, labels: string) => readMetric(text, metric, labels) ?? 0;
+      expect(read('ws_disconnections_total', 'reason="error"')).toBe(0);
+      expect(read('ws_disconnections_total', 'reason="slow_consumer"')).toBe(closed.length);
+      expect(
+        read('ws_slow_consumer_disconnects_total', 'reason="backpressure_limit"'),
+      ).toBeGreaterThanOrEqual(bare);
+      if (closed.length === 0) {
+        await waitForMetric(gw, 'ws_slow_consumers', '', (v) => v === 0);
+        await waitForMetric(gw, 'ws_message_queue_size', '', (v) => v === 0);
+      }
+      await Promise.all(clients.map((c) => c.close()));
+    }, 120_000);
+  }
 });

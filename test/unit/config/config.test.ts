@@ -281,3 +281,29 @@ describe('loadConfig errors', () => {
     expect(errors({ SIM_EVENTS_PER_SEC: '1e3' })).toHaveLength(1);
   });
 });
+
+describe('slow-consumer limits', () => {
+  it('accepts a slow queue far larger than the hard limit: it is delivered in pieces (issue 13.2)', () => {
+    const flow = config({
+      WS_BACKPRESSURE_HIGH_BYTES: '16384',
+      WS_MAX_BACKPRESSURE_BYTES: '262144',
+      WS_SLOW_QUEUE_MAX_MESSAGES: '100000',
+      WS_SLOW_CONSUMER_TIMEOUT_MS: '30000',
+    }).flowControl;
+    expect(flow.slowQueueMaxMessages).toBe(100_000);
+    expect(flow.maxBackpressureBytes).toBe(262_144);
+  });
+
+  it('refuses a hard limit under twice the high-water mark, where a piece and ErrSlowConsume might not fit', () => {
+    expect(
+      config({ WS_BACKPRESSURE_HIGH_BYTES: '32768', WS_MAX_BACKPRESSURE_BYTES: '65536' }).flowControl,
+    ).toMatchObject({
+      highWaterBytes: 32_768,
+      maxBackpressureBytes: 65_536,
+    });
+    expect(errors({ WS_BACKPRESSURE_HIGH_BYTES: '32769', WS_MAX_BACKPRESSURE_BYTES: '65536' })).toEqual([
+      'WS_MAX_BACKPRESSURE_BYTES="65536" is invalid (below twice WS_BACKPRESSURE_HIGH_BYTES=32769): ' +
+        `expected ${CONFIG_VARIABLES.WS_MAX_BACKPRESSURE_BYTES.accepts}`,
+    ]);
+  });
+});

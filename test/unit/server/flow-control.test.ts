@@ -12,7 +12,7 @@ import {
 type Call =
   | ['subscribe', string]
   | ['unsubscribe', string]
-  | ['sendAll', string[]]
+  | ['sendPiece', string[]]
   | ['resnapshot', string]
   | ['disconnectSlow', SlowDisconnectReason];
 
@@ -45,8 +45,16 @@ class FakeConnection implements FlowConnection {
     this.calls.push(['subscribe', topic]);
   }
 
-  sendAll(payloads: readonly string[]): void {
-    this.calls.push(['sendAll', [...payloads]]);
+  /** A socket whose kernel buffers are full keeps what it is given: buffered grows by it. */
+  keepsSent = false;
+  /** uWS's hard limit: the next send is dropped. */
+  dropping = false;
+
+  sendPiece(payloads: readonly string[]): boolean {
+    this.calls.push(['sendPiece', [...payloads]]);
+    if (this.dropping) return false;
+    if (this.keepsSent) this.buffered += payloads.join('').length;
+    return true;
   }
 
   resnapshot(topic: string): void {
@@ -194,8 +202,8 @@ describe('capturing while slow', () => {
     expect(flow.queuedMessages()).toBe(2);
     expect(observer.conflations).toEqual(['ticker', 'ticker']);
     connection.buffered = LOW;
-    flow.drained(connection);
-    expect(connection.callsOf('sendAll')).toEqual([['t3', 'tb1']]);
+    flow.drained(connection, 10);
+    expect(connection.callsOf('sendPiece')).toEqual([['t3', 'tb1']]);
   });
 
   it('matches, heartbeat and status queue in order, unconflated', () => {
@@ -208,8 +216,8 @@ describe('capturing while slow', () => {
     expect(observer.conflations).toEqual([]);
     expect(connection.calls).toEqual([]);
     connection.buffered = LOW;
-    flow.drained(connection);
-    expect(connection.callsOf('sendAll')[0]).toEqual(['m1', 'h1', 'm2', 's1']);
+    flow.drained(connection, 10);
+    expect(connection.callsOf('sendPiece')[0]).toEqual(['m1', 'h1', 'm2', 's1']);
   });
 
   it('ignores messages for a connection that is not slow', () => {
@@ -281,23 +289,23 @@ describe('resuming', () => {
     return connection;
   }
 
+  // The queue then the latest tickers, in one piece (there is room); back on every other topic;
+  // then one book snapshot at a time (the next once released() reports this one sent).
   const RESUMED: Call[] = [
-    ['sendAll', ['m1', 'h1', 'm2']],
-    ['sendAll', ['t2', 'tb1']],
-    ['resnapshot', L2],
-    ['resnapshot', L2_BATCH],
+    ['sendPiece', ['m1', 'h1', 'm2', 't2', 'tb1']],
     ['subscribe', TICKER],
     ['subscribe', TICKER_BATCH],
     ['subscribe', MATCHES],
     ['subscribe', HEARTBEAT],
     ['subscribe', STATUS],
+    ['resnapshot', L2],
   ];
 
   it('does not resume between a quarter of the high-water mark and the mark', () => {
     const connection = withBacklog();
     connection.buffered = HIGH / 4;
     flow.check([connection], 10);
-    flow.drained(connection);
+    flow.drained(connection, 10);
     expect(connection.calls).toEqual([]);
     expect(flow.isSlow(connection)).toBe(true);
   });
@@ -319,7 +327,7 @@ describe('resuming', () => {
   it('drained() below a quarter of the mark resumes the same way', () => {
     const connection = withBacklog();
     connection.buffered = LOW;
-    flow.drained(connection);
+    flow.drained(connection, 10);
     expect(connection.calls).toEqual(RESUMED);
     expect(flow.isSlow(connection)).toBe(false);
     expect(observer.slowDeltas).toEqual([1, -1]);
@@ -328,7 +336,7 @@ describe('resuming', () => {
   it('sends nothing for an empty queue or no tickers', () => {
     const connection = slowConnection([MATCHES, L2]);
     connection.buffered = 0;
-    flow.drained(connection);
+    flow.drained(connection, 10);
     // Topics in the order they were taken off.
     expect(connection.calls).toEqual([
       ['subscribe', MATCHES],
@@ -348,8 +356,10 @@ describe('resuming', () => {
     flow.capture(connection, L2, 'level2', 'u2');
     expect(observer.conflations.slice(before)).toEqual(['level2']);
     expect(flow.queuedMessages()).toBe(2);
-    expect(connection.callsOf('sendAll')).toHaveLength(2);
+    expect(connection.callsOf('sendPiece')).toHaveLength(1);
+    expect(connection.callsOf('resnapshot')).toEqual([L2]);
     flow.released(connection, L2);
+    expect(connection.callsOf('resnapshot')).toEqual([L2, L2_BATCH]);
     expect(flow.capturing(L2)).toBeUndefined();
     expect(flow.queuedMessages()).toBe(1);
     flow.released(connection, L2_BATCH);
@@ -391,7 +401,7 @@ describe('resuming', () => {
     flow.released(connection, L2);
     flow.unsubscribed(connection, L2);
     flow.closed(connection);
-    flow.drained(connection);
+    flow.drained(connection, 10);
     expect(connection.calls).toEqual([]);
     expect(observer.slowDeltas).toEqual([]);
   });
@@ -414,24 +424,19 @@ describe('resuming', () => {
     connection.buffered = 0;
     flow.check([connection], 30);
     expect(connection.calls).toEqual([
-      ['sendAll', ['m9']],
+      ['sendPiece', ['m9']],
       ['subscribe', MATCHES],
       ['subscribe', TICKER],
     ]);
     expect(observer.slowDeltas).toEqual([1, -1, 1, -1]);
   });
 
-  // BUG (src/server/flow-control.ts, drained() / resume()): a resume through drained() leaves
-  // overSince set from the earlier check(). If the buffer goes over the high-water mark again
-  // before a check() sees it at or under the mark, check() takes the old `since` for "still over"
-  // and never calls enterSlow(): the connection stays on its uWS topics over the high-water mark
-  // (the very thing flow control is there to prevent), and is later disconnected as 'timeout'
-  // although it had recovered. Fix: `this.overSince.delete(connection)` in resume() (or in
-  // drained()), or in check() call enterSlow() when `since` is set but the connection is not slow.
+  // A resume through drained() must forget when the connection first went over the mark: going
+  // over it again is a new slow episode, with its own timeout.
   it('after a resume through drained(), going over the mark again takes the connection off its topics again', () => {
     const connection = slowConnection([MATCHES], 0);
     connection.buffered = 0;
-    flow.drained(connection);
+    flow.drained(connection, 10);
     expect(flow.isSlow(connection)).toBe(false);
     expect(connection.subscribed).toEqual([MATCHES]);
     connection.clear();
@@ -444,22 +449,15 @@ describe('resuming', () => {
     expect(connection.callsOf('disconnectSlow')).toEqual([]);
   });
 
-  // BUG (src/server/flow-control.ts, check()/drained() -> resume()): after a resume, the state
-  // lives on while book topics wait for released(), so every later check() or drain event below a
-  // quarter of the mark runs resume() again and asks connection.resnapshot() again for each book
-  // topic still waiting. The transport's resnapshot() starts a new attach with a new token, which
-  // drops the reply to the previous one: when requestInitial is asynchronous (worker threads) and a
-  // drain event or check comes sooner than its reply, the topic is re-requested over and over and
-  // may never be released. Fix: in resume(), only resnapshot a book topic not already awaiting its
-  // snapshot (e.g. track "resnapshot requested" separately from state.resnapshot, which capture()
-  // also sets), or return early from check()/drained() when !state.slow.
+  // A snapshot asked for again would start a new attach and drop the reply to the previous one,
+  // so with asynchronous replies (worker threads) a topic could be re-requested forever.
   it('asks for each book snapshot once per resume, not again on every check() or drain', () => {
     const connection = slowConnection([L2, MATCHES]);
     connection.buffered = 0;
     flow.check([connection], 10);
     expect(connection.callsOf('resnapshot')).toEqual([L2]);
     flow.check([connection], 20);
-    flow.drained(connection);
+    flow.drained(connection, 10);
     flow.check([connection], 30);
     expect(connection.callsOf('resnapshot')).toEqual([L2]);
     expect(connection.callsOf('subscribe')).toEqual([MATCHES]);
@@ -481,11 +479,11 @@ describe('cleaning up', () => {
     connection.buffered = 0;
     flow.check([connection], 10);
     expect(connection.calls).toEqual([
-      ['resnapshot', L2_BATCH],
       ['subscribe', TICKER_BATCH],
       ['subscribe', MATCHES],
       ['subscribe', HEARTBEAT],
       ['subscribe', STATUS],
+      ['resnapshot', L2_BATCH],
     ]);
   });
 
@@ -556,13 +554,12 @@ describe('captureNew', () => {
     connection.buffered = 0;
     flow.check([connection], 10);
     expect(connection.calls).toEqual([
-      ['sendAll', ['last_match', 'm1']],
-      ['sendAll', ['ticker']],
+      ['sendPiece', ['last_match', 'm1', 'ticker']],
       ['subscribe', MATCHES],
-      ['resnapshot', 'level2:SOL-USD'],
       ['subscribe', 'ticker:SOL-USD'],
       ['subscribe', 'matches:SOL-USD'],
       ['subscribe', 'heartbeat:SOL-USD'],
+      ['resnapshot', 'level2:SOL-USD'],
     ]);
     flow.released(connection, 'level2:SOL-USD');
     expect(flow.queuedMessages()).toBe(0);
@@ -582,5 +579,147 @@ describe('captureNew', () => {
       flow.capture(connection, MATCHES, 'matches', `m${i}`);
     flow.captureNew(connection, 'matches:SOL-USD', 'matches', ['last_match']);
     expect(connection.calls).toEqual([['disconnectSlow', 'queue_overflow']]);
+  });
+});
+
+describe('catching up under backpressure', () => {
+  /** Below this much buffered a piece goes out: half the high-water mark. */
+  const BUDGET = HIGH / 2;
+  const match = (i: number) => `m${String(i).padStart(3, '0')}${'.'.repeat(96)}`;
+
+  /** A slow connection on MATCHES whose kernel buffers are full, with `count` 100-character matches queued. */
+  function backlogged(count: number, topics: readonly string[] = [MATCHES]): FakeConnection {
+    const connection = slowConnection(topics);
+    connection.keepsSent = true;
+    for (let i = 0; i < count; i++) flow.capture(connection, MATCHES, 'matches', match(i));
+    return connection;
+  }
+
+  const sentPayloads = (connection: FakeConnection) => connection.callsOf('sendPiece').flat();
+  const QUEUE_MAX = 100;
+
+  beforeEach(() => {
+    flow = new FlowControl<FakeConnection>({ ...OPTIONS, slowQueueMaxMessages: QUEUE_MAX }, observer);
+  });
+
+  it('sends the queue in pieces while less than half the high-water mark is buffered, continuing on drain', () => {
+    const connection = backlogged(20);
+    connection.buffered = LOW;
+    flow.check([connection], 10);
+    // 251 characters of room: three 100-character matches, then the buffer is over the budget.
+    expect(connection.callsOf('sendPiece')).toEqual([[match(0), match(1), match(2)]]);
+    expect(flow.isSlow(connection)).toBe(true);
+    expect(connection.callsOf('subscribe')).toEqual([]);
+    // Published during the catch-up: queued behind the rest, still in order.
+    flow.capture(connection, MATCHES, 'matches', match(20));
+    let peak = connection.buffered;
+    for (let drains = 0; flow.isSlow(connection) && drains < 100; drains++) {
+      connection.buffered = 0;
+      flow.drained(connection, 20 + drains);
+      peak = Math.max(peak, connection.buffered);
+    }
+    expect(sentPayloads(connection)).toEqual(Array.from({ length: 21 }, (_, i) => match(i)));
+    // Never more than the budget plus the message that crossed it: far from the hard limit.
+    expect(peak).toBeLessThanOrEqual(BUDGET + 100);
+    expect(connection.calls.at(-1)).toEqual(['subscribe', MATCHES]);
+    expect(observer.slowDeltas).toEqual([1, -1]);
+    expect(observer.disconnects).toEqual([]);
+    expect(flow.queuedMessages()).toBe(0);
+  });
+
+  it('the periodic check continues a catch-up too, and does not take a buffer filled by it for a new slow episode', () => {
+    const connection = backlogged(30);
+    connection.buffered = LOW;
+    flow.check([connection], 10);
+    // Over the high-water mark by what the catch-up sent: still the same catch-up.
+    connection.buffered = HIGH + 1;
+    flow.check([connection], 20);
+    expect(connection.callsOf('unsubscribe')).toEqual([]);
+    expect(observer.slowDeltas).toEqual([1]);
+    connection.buffered = 0;
+    flow.check([connection], 30);
+    expect(connection.callsOf('sendPiece')).toHaveLength(2);
+  });
+
+  it('a catch-up not done within slowConsumerTimeoutMs ends with ErrSlowConsume (timeout)', () => {
+    const connection = backlogged(50);
+    connection.buffered = LOW;
+    flow.check([connection], 1_000);
+    flow.check([connection], 1_000 + OPTIONS.slowConsumerTimeoutMs);
+    expect(connection.callsOf('disconnectSlow')).toEqual([]);
+    flow.check([connection], 1_001 + OPTIONS.slowConsumerTimeoutMs);
+    expect(connection.callsOf('disconnectSlow')).toEqual(['timeout']);
+    expect(observer.disconnects).toEqual(['timeout']);
+    expect(connection.callsOf('subscribe')).toEqual([]);
+  });
+
+  it('a queue overflowing during a catch-up ends with ErrSlowConsume (queue_overflow)', () => {
+    const connection = backlogged(QUEUE_MAX);
+    connection.buffered = LOW;
+    flow.check([connection], 10);
+    const sent = sentPayloads(connection).length;
+    for (let i = 0; i <= sent; i++) flow.capture(connection, MATCHES, 'matches', match(100 + i));
+    expect(connection.callsOf('disconnectSlow')).toEqual(['queue_overflow']);
+  });
+
+  it('a piece uWS drops cuts the connection (backpressure_limit) and nothing follows it', () => {
+    const connection = backlogged(3, [MATCHES, L2]);
+    connection.dropping = true;
+    connection.buffered = LOW;
+    flow.check([connection], 10);
+    expect(connection.callsOf('sendPiece')).toHaveLength(1);
+    expect(connection.callsOf('disconnectSlow')).toEqual(['backpressure_limit']);
+    expect(observer.disconnects).toEqual(['backpressure_limit']);
+    expect(connection.callsOf('subscribe')).toEqual([]);
+    expect(connection.callsOf('resnapshot')).toEqual([]);
+  });
+
+  it('overLimit() cuts a connection uWS dropped a message of', () => {
+    const connection = new FakeConnection([L2]);
+    flow.overLimit(connection);
+    expect(connection.calls).toEqual([['disconnectSlow', 'backpressure_limit']]);
+    expect(observer.disconnects).toEqual(['backpressure_limit']);
+  });
+
+  it('asks for fresh snapshots one at a time, each only while under the budget', () => {
+    const connection = slowConnection([L2, L2_BATCH, 'level2:SOL-USD']);
+    connection.buffered = 0;
+    flow.check([connection], 10);
+    expect(connection.callsOf('resnapshot')).toEqual([L2]);
+    // The snapshot went out and filled the buffer past the budget: the next waits for a drain.
+    connection.buffered = BUDGET;
+    flow.released(connection, L2);
+    flow.check([connection], 20);
+    expect(connection.callsOf('resnapshot')).toEqual([L2]);
+    connection.buffered = BUDGET - 1;
+    flow.drained(connection, 30);
+    expect(connection.callsOf('resnapshot')).toEqual([L2, L2_BATCH]);
+    connection.buffered = 0;
+    flow.released(connection, L2_BATCH);
+    expect(connection.callsOf('resnapshot')).toEqual([L2, L2_BATCH, 'level2:SOL-USD']);
+    flow.released(connection, 'level2:SOL-USD');
+    expect(flow.queuedMessages()).toBe(0);
+    expect(flow.capturing('level2:SOL-USD')).toBeUndefined();
+  });
+
+  it('going over the mark while fresh snapshots are owed takes it off its live topics again', () => {
+    const connection = slowConnection([L2, L2_BATCH, MATCHES]);
+    connection.buffered = 0;
+    flow.check([connection], 10);
+    expect(connection.subscribed).toEqual([MATCHES]);
+    connection.buffered = HIGH + 1;
+    flow.check([connection], 20);
+    expect(flow.isSlow(connection)).toBe(true);
+    expect(connection.subscribed).toEqual([]);
+    expect(observer.slowDeltas).toEqual([1, -1, 1]);
+    // The snapshot asked for before arrives while slow: captured, asked for again on the next resume.
+    flow.captureNew(connection, L2, 'level2', ['snapshot']);
+    connection.clear();
+    connection.buffered = 0;
+    flow.check([connection], 30);
+    expect(connection.calls).toEqual([
+      ['subscribe', MATCHES],
+      ['resnapshot', L2],
+    ]);
   });
 });
