@@ -1,24 +1,37 @@
 import type uWS from 'uWebSockets.js';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { AdminServer } from './admin/admin-server.js';
 import type { GatewayConfig } from './config/config.js';
 import { RedisFeedSource } from './feeds/redis/redis-source.js';
 import { SimulatorSource } from './feeds/simulator/simulator-source.js';
 import type { FeedSource } from './feeds/types.js';
 import { COINBASE_TIMINGS, Hub, type PublicationSink } from './hub/hub.js';
+import { AcceptGuard } from './limits/accept-guard.js';
 import { admissionTableCapacity, ConnectionAdmission } from './limits/admission.js';
+import type { DescriptorBudget } from './limits/descriptor-budget.js';
+import { DescriptorReserve, openDescriptorCounter } from './limits/open-descriptors.js';
 import { ConnectRateLimiter, type RateDecision } from './limits/rate-limits.js';
 import { connectClusterLimits } from './limits/redis-limits.js';
 import { SharedCounterTable } from './limits/shared-counters.js';
 import { SampledLog } from './logging/sampled-log.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
-import { answerHttp, type HttpQuery, type HttpReply, type Readiness } from './server/http-routes.js';
+import {
+  answerHttp,
+  DRAINING,
+  type HttpQuery,
+  type HttpReply,
+  healthRoute,
+  type Readiness,
+} from './server/http-routes.js';
 import { type ConnectGate, type GateDecision, Transport, type TransportOptions } from './server/transport.js';
 import type { WorkerFault } from './workers/protocol.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
 export interface Gateway {
   readonly port: number;
+  /** ADMIN_PORT as bound: /healthz, /readyz and /metrics on a listener of their own. */
+  readonly adminPort: number;
   readonly metrics: GatewayMetrics;
   /** Graceful: listeners closed, clients sent 1001 (spread over DRAIN_SPREAD_MS), feed stopped. */
   drain(): Promise<void>;
@@ -36,6 +49,12 @@ export interface Gateway {
 /** Where connections are served: the main thread's own uWS app, or a pool of worker threads. */
 interface Delivery extends PublicationSink {
   readonly port: number;
+  /** Process liveness, as /healthz reports it on every thread. */
+  healthy(): boolean;
+  /** The process's metrics (every thread's, summed). */
+  metrics(): Promise<HttpReply>;
+  pauseListening(): void;
+  resumeListening(): void;
   drain(spreadMs: number): Promise<void>;
   close(): Promise<void>;
   closeNow(): void;
@@ -183,22 +202,46 @@ export async function startGateway(
     config.workerThreads === 0
       ? await serveOnMainThread(transportOptions, { ...parts, uws })
       : await serveOnWorkers(config, transportOptions, parts);
+  const active = delivery;
+  let draining = false;
+  let admin: AdminServer;
+  try {
+    admin = await AdminServer.listen(
+      config.host,
+      config.adminPort,
+      {
+        healthz: () => healthRoute(active.healthy()),
+        readyz: () => (draining ? DRAINING : http({ route: 'readyz' })),
+        metrics: () => active.metrics(),
+      },
+      (error) => logger.error({ err: error }, 'admin listener failed'),
+    );
+  } catch (error) {
+    await active.close();
+    await closeGate();
+    throw error;
+  }
+  const guard = startAcceptGuard(config.descriptors, config.limits.maxConnections, active, metrics, logger);
   hub.start();
   await feed.start(hub);
   let closed = false;
-  const active = delivery;
   const close = async () => {
     if (closed) return;
     closed = true;
+    guard?.stop();
     hub.stop();
     await feed.stop();
     await active.close();
+    await admin.close();
     await closeGate();
   };
   return {
     port: active.port,
+    adminPort: admin.port,
     metrics,
     async drain() {
+      draining = true;
+      guard?.stop();
       await active.drain(config.drainSpreadMs);
       await close();
     },
@@ -206,6 +249,72 @@ export async function startGateway(
     closeNow: () => active.closeNow(),
     injectWorkerFault: (index, fault = 'crash') => active.injectWorkerFault(index, fault),
   };
+}
+
+/** Reading /proc/self/fd by stat() costs one system call; listing it grows with the count. */
+const GUARD_INTERVAL_MS = { cheap: 20, listing: 250 } as const;
+/**
+ * Descriptors held on /dev/null while accepting, handed back when the guard pauses
+ * (DescriptorReserve); half the smallest reserve the budget keeps.
+ */
+const HELD_RESERVE = 32;
+
+/**
+ * The accept guard, where the open-files limit is known and /proc counts descriptors (Linux);
+ * elsewhere none, which is said once at startup.
+ */
+function startAcceptGuard(
+  budget: DescriptorBudget | undefined,
+  maxConnections: number,
+  delivery: Delivery,
+  metrics: GatewayMetrics,
+  logger: Logger,
+): AcceptGuard | undefined {
+  const counter = openDescriptorCounter();
+  if (!budget || !counter) {
+    logger.warn(
+      'websocket accept guard off: the open-files limit or the open descriptors are unknown (no /proc); WS_MAX_CONNECTIONS is taken as given',
+    );
+    return undefined;
+  }
+  const transitions = new SampledLog(logger);
+  const guard = new AcceptGuard(budget, {
+    count: counter.count,
+    pauseListening: () => delivery.pauseListening(),
+    resumeListening: () => delivery.resumeListening(),
+    reserve: new DescriptorReserve(HELD_RESERVE),
+    observed: (open, paused) => {
+      metrics.openDescriptors.set(open);
+      metrics.listenPaused.set(paused ? 1 : 0);
+    },
+    changed: (paused, open) => {
+      const fields = { openDescriptors: open, limit: budget.limit };
+      if (paused)
+        transitions.warn(
+          'listen_paused',
+          fields,
+          'websocket listeners paused: open descriptors near the open-files limit',
+        );
+      else
+        transitions.info(
+          'listen_resumed',
+          fields,
+          'websocket listeners reopened: open descriptors back below the low-water mark',
+        );
+    },
+  });
+  guard.start(counter.cheap ? GUARD_INTERVAL_MS.cheap : GUARD_INTERVAL_MS.listing);
+  logger.info(
+    {
+      openFilesLimit: budget.limit,
+      maxConnections,
+      pauseAt: budget.pauseAt,
+      resumeAt: budget.resumeAt,
+      reserve: budget.reserve,
+    },
+    'websocket accept guard on',
+  );
+  return guard;
 }
 
 interface MarketParts {
@@ -222,6 +331,11 @@ async function serveOnMainThread(
   parts: MarketParts & { readonly uws: typeof uWS },
 ): Promise<Delivery> {
   const { hub, metrics } = parts;
+  const metricsReply = async (): Promise<HttpReply> => ({
+    status: 200,
+    body: await metrics.registry.metrics(),
+    contentType: metrics.registry.contentType,
+  });
   const transport = new Transport(options, {
     uws: parts.uws,
     market: {
@@ -229,11 +343,7 @@ async function serveOnMainThread(
       // Synchronous: nothing can be published between these messages and the subscribe.
       requestInitial: (channel, productId, deliver) => deliver(hub.initialMessages(channel, productId)),
       http: parts.http,
-      metrics: async () => ({
-        status: 200,
-        body: await metrics.registry.metrics(),
-        contentType: metrics.registry.contentType,
-      }),
+      metrics: metricsReply,
     },
     metrics,
     logger: parts.logger,
@@ -249,6 +359,10 @@ async function serveOnMainThread(
   const port = await transport.listen();
   return {
     port,
+    healthy: () => true,
+    metrics: metricsReply,
+    pauseListening: () => transport.pauseListening(),
+    resumeListening: () => transport.resumeListening(),
     publish: (topic, channel, payload, receivedAt) => transport.publish(topic, channel, payload, receivedAt),
     hasSubscribers: (topic) => transport.hasSubscribers(topic),
     drain: (spreadMs) => transport.drain(spreadMs),
@@ -283,6 +397,10 @@ async function serveOnWorkers(
   const port = await pool.start();
   return {
     port,
+    healthy: () => pool.healthy(),
+    metrics: () => pool.metricsText(),
+    pauseListening: () => pool.pauseListening(),
+    resumeListening: () => pool.resumeListening(),
     publish: (topic, channel, payload, receivedAt) => pool.publish(topic, channel, payload, receivedAt),
     hasSubscribers: (topic) => pool.hasSubscribers(topic),
     drain: (spreadMs) => pool.drain(spreadMs),
