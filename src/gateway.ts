@@ -251,8 +251,12 @@ export async function startGateway(
   };
 }
 
-/** Reading /proc/self/fd by stat() costs one system call; listing it grows with the count. */
-const GUARD_INTERVAL_MS = { cheap: 20, listing: 250 } as const;
+/**
+ * How often the accept guard counts descriptors: a flood can open thousands of connections per
+ * second. stat() of /proc/self/fd costs one system call; where the directory must be listed, the
+ * guard spaces its readings by their cost.
+ */
+const GUARD_INTERVAL_MS = 20;
 /**
  * Descriptors held on /dev/null while accepting, handed back when the guard pauses
  * (DescriptorReserve); half the smallest reserve the budget keeps.
@@ -270,8 +274,8 @@ function startAcceptGuard(
   metrics: GatewayMetrics,
   logger: Logger,
 ): AcceptGuard | undefined {
-  const counter = openDescriptorCounter();
-  if (!budget || !counter) {
+  const count = openDescriptorCounter();
+  if (!budget || !count) {
     logger.warn(
       'websocket accept guard off: the open-files limit or the open descriptors are unknown (no /proc); WS_MAX_CONNECTIONS is taken as given',
     );
@@ -279,12 +283,12 @@ function startAcceptGuard(
   }
   const transitions = new SampledLog(logger);
   const guard = new AcceptGuard(budget, {
-    count: counter.count,
+    count,
     pauseListening: () => delivery.pauseListening(),
     resumeListening: () => delivery.resumeListening(),
     reserve: new DescriptorReserve(HELD_RESERVE),
     observed: (open, paused) => {
-      metrics.openDescriptors.set(open);
+      if (Number.isFinite(open)) metrics.openDescriptors.set(open);
       metrics.listenPaused.set(paused ? 1 : 0);
     },
     changed: (paused, open) => {
@@ -303,7 +307,7 @@ function startAcceptGuard(
         );
     },
   });
-  guard.start(counter.cheap ? GUARD_INTERVAL_MS.cheap : GUARD_INTERVAL_MS.listing);
+  guard.start(GUARD_INTERVAL_MS);
   logger.info(
     {
       openFilesLimit: budget.limit,

@@ -16,6 +16,12 @@ export interface AcceptGuardDeps {
 }
 
 /**
+ * The share of the main thread the readings may take: one that costs more (listing a large
+ * /proc/self/fd on an old kernel) spaces the next one out.
+ */
+const MAX_DUTY = 0.01;
+
+/**
  * Keeps the process away from its open-files limit, where uSockets would spin on a failing
  * accept(): counts the descriptors from the OS side on a short timer (so raw TCP connections that
  * never send a request count too), closes every listen socket at `pauseAt` and gives the reserve
@@ -34,15 +40,20 @@ export class AcceptGuard {
     return this.paused;
   }
 
+  /** Reads every `intervalMs`, or less often if a reading costs more than MAX_DUTY of that. */
   start(intervalMs: number): void {
     this.deps.reserve.fill();
-    this.check();
-    this.timer = setInterval(() => this.check(), intervalMs);
-    this.timer.unref();
+    const tick = () => {
+      const started = performance.now();
+      this.check();
+      this.timer = setTimeout(tick, Math.max(intervalMs, (performance.now() - started) / MAX_DUTY));
+      this.timer.unref();
+    };
+    tick();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     this.deps.reserve.release();
   }
 

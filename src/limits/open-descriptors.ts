@@ -27,20 +27,26 @@ export function readOpenFilesLimit(
  * A counter of the process's open descriptors, or undefined where /proc/self/fd does not exist.
  * Since Linux 6.2 stat() of the directory reports the count as its size, from the descriptor
  * bitmap, in one system call whatever the count and without opening a descriptor (which an
- * exhausted process could not); older kernels report 0 and the directory is listed instead.
+ * exhausted process could not); older kernels report 0 and the directory is listed instead, at a
+ * cost that grows with the count (the accept guard spaces its readings by it).
  */
-export function openDescriptorCounter():
-  | { readonly count: () => number; readonly cheap: boolean }
-  | undefined {
+export function openDescriptorCounter(): (() => number) | undefined {
   let size: number;
   try {
     size = statSync(FD_DIR).size;
   } catch {
     return undefined;
   }
-  if (size > 0) return { count: () => statSync(FD_DIR).size, cheap: true };
-  // Listing opens the directory itself: one entry too many.
-  return { count: () => readdirSync(FD_DIR).length - 1, cheap: false };
+  if (size > 0) return () => statSync(FD_DIR).size;
+  return () => {
+    try {
+      // Listing opens the directory itself: one entry too many.
+      return readdirSync(FD_DIR).length - 1;
+    } catch {
+      // No descriptor left to list with (EMFILE): as full as it gets.
+      return Number.POSITIVE_INFINITY;
+    }
+  };
 }
 
 /**
