@@ -159,6 +159,11 @@ describe.each([0, 2])('WS_WORKER_THREADS=%i under prlimit --nofile=512', (thread
     await streaming.next((m) => m.type === 'l2update' && streaming.messages.indexOf(m) >= seen);
     expect(sequenceGaps(streaming.messages)).toEqual([]);
 
+    // Both transitions are logged, marked as the WebSocket listeners'.
+    expect(gateway.stdout()).toContain(
+      '"msg":"websocket listeners paused: open descriptors near the open-files limit"',
+    );
+    expect(gateway.stdout()).toContain('"msg":"websocket listeners reopened');
     gateway.child.kill('SIGTERM');
     expect(await gateway.exited()).toEqual({ code: 0, signal: null });
     gateway = undefined;
