@@ -1,6 +1,7 @@
 import type uWS from 'uWebSockets.js';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { AdminServer } from './admin/admin-server.js';
 import type { GatewayConfig } from './config/config.js';
 import { RedisFeedSource } from './feeds/redis/redis-source.js';
 import { SimulatorSource } from './feeds/simulator/simulator-source.js';
@@ -10,15 +11,25 @@ import { admissionTableCapacity, ConnectionAdmission } from './limits/admission.
 import { ConnectRateLimiter, type RateDecision } from './limits/rate-limits.js';
 import { connectClusterLimits } from './limits/redis-limits.js';
 import { SharedCounterTable } from './limits/shared-counters.js';
+import { startAcceptGuard } from './limits/start-accept-guard.js';
 import { SampledLog } from './logging/sampled-log.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
-import { answerHttp, type HttpQuery, type HttpReply, type Readiness } from './server/http-routes.js';
+import {
+  answerHttp,
+  DRAINING,
+  type HttpQuery,
+  type HttpReply,
+  healthRoute,
+  type Readiness,
+} from './server/http-routes.js';
 import { type ConnectGate, type GateDecision, Transport, type TransportOptions } from './server/transport.js';
 import type { WorkerFault, WorkerStartupFault } from './workers/protocol.js';
 import { WorkerPool } from './workers/worker-pool.js';
 
 export interface Gateway {
   readonly port: number;
+  /** ADMIN_PORT as bound: /healthz, /readyz and /metrics on a listener of their own. */
+  readonly adminPort: number;
   readonly metrics: GatewayMetrics;
   /** Graceful: listeners closed, clients sent 1001 (spread over DRAIN_SPREAD_MS), feed stopped. */
   drain(): Promise<void>;
@@ -42,6 +53,12 @@ export interface GatewayTestHooks {
 /** Where connections are served: the main thread's own uWS app, or a pool of worker threads. */
 interface Delivery extends PublicationSink {
   readonly port: number;
+  /** Process liveness, as /healthz reports it on every thread. */
+  healthy(): boolean;
+  /** The process's metrics (every thread's, summed). */
+  metrics(): Promise<HttpReply>;
+  pauseListening(): void;
+  resumeListening(): void;
   drain(spreadMs: number): Promise<void>;
   close(): Promise<void>;
   closeNow(): void;
@@ -191,32 +208,52 @@ export async function startGateway(
   // The feed starts before anything listens, so the first answer to any client (status channel,
   // /readyz) already has its state: with worker threads the first worker listens well before the last.
   hub.start();
+  let draining = false;
+  let admin: AdminServer;
   try {
     await feed.start(hub);
     delivery =
       config.workerThreads === 0
         ? await serveOnMainThread(transportOptions, { ...parts, uws })
         : await serveOnWorkers(config, transportOptions, parts, hooks);
+    const listening = delivery;
+    admin = await AdminServer.listen(
+      config.host,
+      config.adminPort,
+      {
+        healthz: () => healthRoute(listening.healthy()),
+        readyz: () => (draining ? DRAINING : http({ route: 'readyz' })),
+        metrics: () => listening.metrics(),
+      },
+      (error) => logger.error({ err: error }, 'admin listener failed'),
+    );
   } catch (error) {
+    await delivery?.close();
     hub.stop();
     await feed.stop();
     await closeGate();
     throw error;
   }
-  let closed = false;
   const active = delivery;
+  const guard = startAcceptGuard(config.descriptors, config.limits.maxConnections, active, metrics, logger);
+  let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
+    guard?.stop();
     hub.stop();
     await feed.stop();
     await active.close();
+    await admin.close();
     await closeGate();
   };
   return {
     port: active.port,
+    adminPort: admin.port,
     metrics,
     async drain() {
+      draining = true;
+      guard?.stop();
       await active.drain(config.drainSpreadMs);
       await close();
     },
@@ -240,6 +277,11 @@ async function serveOnMainThread(
   parts: MarketParts & { readonly uws: typeof uWS },
 ): Promise<Delivery> {
   const { hub, metrics } = parts;
+  const metricsReply = async (): Promise<HttpReply> => ({
+    status: 200,
+    body: await metrics.registry.metrics(),
+    contentType: metrics.registry.contentType,
+  });
   const transport = new Transport(options, {
     uws: parts.uws,
     market: {
@@ -247,11 +289,7 @@ async function serveOnMainThread(
       // Synchronous: nothing can be published between these messages and the subscribe.
       requestInitial: (channel, productId, deliver) => deliver(hub.initialMessages(channel, productId)),
       http: parts.http,
-      metrics: async () => ({
-        status: 200,
-        body: await metrics.registry.metrics(),
-        contentType: metrics.registry.contentType,
-      }),
+      metrics: metricsReply,
     },
     metrics,
     logger: parts.logger,
@@ -270,6 +308,10 @@ async function serveOnMainThread(
   });
   return {
     port,
+    healthy: () => true,
+    metrics: metricsReply,
+    pauseListening: () => transport.pauseListening(),
+    resumeListening: () => transport.resumeListening(),
     publish: (topic, channel, payload, receivedAt) => transport.publish(topic, channel, payload, receivedAt),
     hasSubscribers: (topic) => transport.hasSubscribers(topic),
     drain: (spreadMs) => transport.drain(spreadMs),
@@ -306,6 +348,10 @@ async function serveOnWorkers(
   const port = await pool.start();
   return {
     port,
+    healthy: () => pool.healthy(),
+    metrics: () => pool.metricsText(),
+    pauseListening: () => pool.pauseListening(),
+    resumeListening: () => pool.resumeListening(),
     publish: (topic, channel, payload, receivedAt) => pool.publish(topic, channel, payload, receivedAt),
     hasSubscribers: (topic) => pool.hasSubscribers(topic),
     drain: (spreadMs) => pool.drain(spreadMs),

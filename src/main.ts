@@ -3,6 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import { describeConfig, type GatewayConfig, loadConfig } from './config/config.js';
 import { startPublisher } from './feeds/redis/publisher.js';
 import { type Gateway, redisUrl, startGateway } from './gateway.js';
+import { readOpenFilesLimit } from './limits/open-descriptors.js';
 import { createLogger } from './logging/logger.js';
 import { nativeUws } from './server/uws.js';
 
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
     process.stderr.write(`matchbook-gateway: unknown command ${JSON.stringify(command)}\n${USAGE}`);
     process.exit(2);
   }
-  const result = loadConfig(process.env);
+  const result = loadConfig(process.env, { openFilesLimit: readOpenFilesLimit() });
   if (!result.ok) {
     process.stderr.write(
       `matchbook-gateway: invalid configuration (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''}):\n` +
@@ -79,7 +80,14 @@ async function main(): Promise<void> {
   );
   // Logged only once signals are handled: whoever waits for this line may stop us right away.
   logger.info(
-    { port: gateway.port, host: config.host, feed: config.feedSource, workerThreads: config.workerThreads },
+    {
+      port: gateway.port,
+      adminPort: gateway.adminPort,
+      host: config.host,
+      feed: config.feedSource,
+      workerThreads: config.workerThreads,
+      maxConnections: config.limits.maxConnections,
+    },
     'listening',
   );
 }

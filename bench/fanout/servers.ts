@@ -64,13 +64,12 @@ export async function startServer(kind: PeerKind, options: ServerOptions): Promi
   if (kind !== 'gateway') return startPeer(kind, options);
   const env = {
     ...ONE_IP_LIMITS,
-    WS_MAX_CONNECTIONS: '1000000',
     WS_WORKER_THREADS: '0',
     PRODUCTS: options.topics.join(','),
     ...options.gatewayEnv,
   };
   if (options.gatewayFeed === 'simulator') return startSimulatorGateway(options, env);
-  return startPeer('gateway', options, { ...env, HOST, PORT: '0', LOG_LEVEL: 'warn' });
+  return startPeer('gateway', options, { ...env, HOST, PORT: '0', ADMIN_PORT: '0', LOG_LEVEL: 'warn' });
 }
 
 /** The gateway as users start it (node dist/src/main.js), fed by its simulator at the given rate. */

@@ -87,7 +87,7 @@ export class GatewayProcess {
 
   /**
    * Starts dist/src/main.js with the gateway's V8 options (GATEWAY_NODE_OPTIONS) and a minimal
-   * environment (PATH, HOST=127.0.0.1, PORT=0, LOG_LEVEL=info, then `env`), and resolves when it logs
+   * environment (PATH, HOST=127.0.0.1, PORT=0, ADMIN_PORT=0, LOG_LEVEL=info, then `env`), and resolves when it logs
    * "listening" (at info level), with the port from that line. `nodeArgs` go to node before the
    * script too (e.g. --cpu-prof, which NODE_OPTIONS does not allow).
    */
@@ -97,7 +97,14 @@ export class GatewayProcess {
     nodeArgs: readonly string[] = [],
   ): Promise<GatewayProcess> {
     const child = spawn(process.execPath, [...GATEWAY_NODE_OPTIONS, ...nodeArgs, MAIN], {
-      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOST: '127.0.0.1',
+        PORT: '0',
+        ADMIN_PORT: '0',
+        LOG_LEVEL: 'info',
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output = { stdout: '', stderr: '' };

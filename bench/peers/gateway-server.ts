@@ -11,6 +11,7 @@
 import { loadConfig } from '../../src/config/config.js';
 import type { FeedSink, FeedSource } from '../../src/feeds/types.js';
 import { type Gateway, startGateway } from '../../src/gateway.js';
+import { readOpenFilesLimit } from '../../src/limits/open-descriptors.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { isZero } from '../../src/market/decimal.js';
 import { epochMs, isoMicros, nowMicros } from '../../src/market/time.js';
@@ -69,7 +70,7 @@ class PublisherFeed implements FeedSource {
 }
 
 function createGatewayPeer(config: PeerConfig): PeerServer {
-  const loaded = loadConfig(process.env);
+  const loaded = loadConfig(process.env, { openFilesLimit: readOpenFilesLimit() });
   if (!loaded.ok) throw new Error(`gateway-server: invalid configuration: ${loaded.errors.join('; ')}`);
   const feed = new PublisherFeed(config.topics);
   let gateway: Gateway | undefined;

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { type Cidr, parseCidrList } from '../limits/client-address.js';
+import { type DescriptorBudget, descriptorBudget } from '../limits/descriptor-budget.js';
 import { type ProductSpec, productFromId } from './products.js';
 
 /**
@@ -113,6 +114,12 @@ export const CONFIG_VARIABLES = {
     '8080',
     'an integer from 0 to 65535 (0 picks a free port)',
     'Port for WebSocket, REST, health and metrics.',
+    integer(0, 65535),
+  ),
+  ADMIN_PORT: variable(
+    '9091',
+    'an integer from 0 to 65535 (0 picks a free port), not the same as a non-zero PORT',
+    'Port of the admin listener (/healthz, /readyz, /metrics) for probes and scrapes.',
     integer(0, 65535),
   ),
   LOG_LEVEL: variable('info', `one of ${LOG_LEVELS.join(', ')}`, 'pino log level.', z.enum(LOG_LEVELS)),
@@ -249,8 +256,8 @@ export const CONFIG_VARIABLES = {
   ),
   WS_MAX_CONNECTIONS: variable(
     '20000',
-    'an integer from 1 to 1000000',
-    'Connections the whole process accepts; past it upgrades get 503 with Retry-After.',
+    'an integer from 1 to 1000000 that fits the open-files limit (README: Operations)',
+    'Connections the whole process accepts; past it upgrades get 503 with Retry-After. Unset, lowered to what the open-files limit fits.',
     integer(1, 1_000_000),
   ),
   WS_MAX_CONNECTIONS_PER_IP: variable(
@@ -358,6 +365,9 @@ export interface GatewayConfig {
   readonly publish: { readonly maxLen: number; readonly snapshotIntervalMs: number };
   readonly host: string;
   readonly port: number;
+  readonly adminPort: number;
+  /** How the open-files limit is shared out; undefined where the limit is unknown (no accept guard). */
+  readonly descriptors: DescriptorBudget | undefined;
   readonly logLevel: Values['LOG_LEVEL'];
   readonly feedSource: Values['FEED_SOURCE'];
   readonly products: readonly ProductSpec[];
@@ -400,8 +410,17 @@ export type ConfigResult =
   | { readonly ok: true; readonly config: GatewayConfig }
   | { readonly ok: false; readonly errors: readonly string[] };
 
+/** What the configuration depends on besides the environment, read by the caller. */
+export interface HostFacts {
+  /** The process's soft RLIMIT_NOFILE; undefined if unknown (WS_MAX_CONNECTIONS is then taken as given). */
+  readonly openFilesLimit?: number | undefined;
+}
+
 /** Parses every variable and collects every problem, so an operator fixes them all in one go. */
-export function loadConfig(env: Readonly<Record<string, string | undefined>>): ConfigResult {
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  host: HostFacts = {},
+): ConfigResult {
   const values: Record<string, unknown> = {};
   const errors: string[] = [];
   for (const [name, spec] of Object.entries(CONFIG_VARIABLES) as [string, Variable<unknown>][]) {
@@ -441,6 +460,29 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       );
     }
   }
+  if (values.PORT !== undefined && v.PORT !== 0 && v.ADMIN_PORT === v.PORT) {
+    errors.push(
+      `ADMIN_PORT=${JSON.stringify(env.ADMIN_PORT ?? '')} is invalid (the same as PORT=${v.PORT}): expected ${CONFIG_VARIABLES.ADMIN_PORT.accepts}`,
+    );
+  }
+  const descriptors =
+    host.openFilesLimit === undefined || values.WS_WORKER_THREADS === undefined
+      ? undefined
+      : descriptorBudget(host.openFilesLimit, v.WS_WORKER_THREADS);
+  let maxConnections = v.WS_MAX_CONNECTIONS;
+  if (descriptors && maxConnections !== undefined) {
+    const given = (env.WS_MAX_CONNECTIONS ?? '').trim() !== '';
+    const fits = descriptors.maxConnections;
+    if (given ? maxConnections > fits : fits < 1) {
+      errors.push(
+        `WS_MAX_CONNECTIONS=${JSON.stringify(env.WS_MAX_CONNECTIONS ?? '')} is invalid (the open-files limit is ` +
+          `${descriptors.limit} and the process keeps ${descriptors.limit - fits} of them for itself with ` +
+          `WS_WORKER_THREADS=${v.WS_WORKER_THREADS}: ${fits < 1 ? 'no connection fits; raise the limit' : `at most ${fits} fit`}): ` +
+          `expected ${CONFIG_VARIABLES.WS_MAX_CONNECTIONS.accepts}`,
+      );
+    }
+    if (!given) maxConnections = Math.min(maxConnections, fits);
+  }
   if (errors.length > 0) return { ok: false, errors };
   return {
     ok: true,
@@ -450,6 +492,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       publish: { maxLen: v.PUBLISH_MAXLEN, snapshotIntervalMs: v.PUBLISH_SNAPSHOT_MS },
       host: v.HOST,
       port: v.PORT,
+      adminPort: v.ADMIN_PORT,
+      descriptors,
       logLevel: v.LOG_LEVEL,
       feedSource: v.FEED_SOURCE,
       products: v.PRODUCTS,
@@ -472,7 +516,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
         checkIntervalMs: v.WS_BACKPRESSURE_CHECK_MS,
       },
       limits: {
-        maxConnections: v.WS_MAX_CONNECTIONS,
+        maxConnections,
         maxConnectionsPerIp: v.WS_MAX_CONNECTIONS_PER_IP,
         connectRate: { perSecond: v.WS_CONNECT_RATE_PER_IP, burst: v.WS_CONNECT_BURST_PER_IP },
         trustedProxies: v.TRUSTED_PROXIES,

@@ -14,13 +14,21 @@ export class SampledLog {
   ) {}
 
   warn(key: string, fields: Record<string, unknown>, message: string): void {
+    this.log('warn', key, fields, message);
+  }
+
+  info(key: string, fields: Record<string, unknown>, message: string): void {
+    this.log('info', key, fields, message);
+  }
+
+  private log(level: 'warn' | 'info', key: string, fields: Record<string, unknown>, message: string): void {
     const now = performance.now();
     const entry = this.lastLogged.get(key);
     if (entry && now - entry.at < this.intervalMs) {
       entry.suppressed++;
       return;
     }
-    this.logger.warn({ ...fields, reason: key, suppressed: entry?.suppressed ?? 0 }, message);
+    this.logger[level]({ ...fields, reason: key, suppressed: entry?.suppressed ?? 0 }, message);
     this.lastLogged.set(key, { at: now, suppressed: 0 });
   }
 }

@@ -25,6 +25,8 @@ export interface GatewayMetrics {
   readonly messagesConflatedTotal: Counter<'channel'>;
   readonly slowConsumerDisconnectsTotal: Counter<'reason'>;
   readonly workerRestartsTotal: Counter<'reason'>;
+  readonly openDescriptors: Gauge;
+  readonly listenPaused: Gauge;
   /** Adds a source of queued-message counts; ws_message_queue_size is their sum at scrape time. */
   addQueueSource(source: () => number): void;
   /**
@@ -181,6 +183,16 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
       name: 'ws_worker_restarts_total',
       help: 'Worker threads replaced after they died, by reason.',
       labelNames: ['reason'],
+      registers,
+    }),
+    openDescriptors: new Gauge({
+      name: 'ws_open_descriptors',
+      help: "The process's open file descriptors, as the accept guard last counted them (set by the main thread).",
+      registers,
+    }),
+    listenPaused: new Gauge({
+      name: 'ws_listen_paused',
+      help: '1 while the WebSocket listen sockets are closed because open descriptors neared the open-files limit, else 0.',
       registers,
     }),
     addQueueSource(source) {

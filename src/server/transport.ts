@@ -27,6 +27,7 @@ import { CHANNELS, type Channel } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { Connection, type ConnectionContext, type SocketData } from './connection.js';
 import { FlowControl, type FlowControlOptions } from './flow-control.js';
+import { freePort } from './free-port.js';
 import {
   DRAINING,
   type HttpQuery,
@@ -120,6 +121,8 @@ export class Transport {
   private readonly connectionContext: ConnectionContext;
   private readonly sessionObserver: SessionObserver;
   private listenSocket: us_listen_socket | undefined;
+  /** The port bound by listen(), reused when the accept guard reopens the listen socket. */
+  private boundPort = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private flowTimer: NodeJS.Timeout | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
@@ -163,7 +166,8 @@ export class Transport {
   }
 
   /** Starts listening on `port` (0: a free one); resolves with the bound port. */
-  listen(port = this.options.port): Promise<number> {
+  async listen(requested = this.options.port): Promise<number> {
+    const port = requested || (await freePort(this.options.host));
     return new Promise((resolve, reject) => {
       this.app.listen(this.options.host, port, (socket) => {
         if (!socket) {
@@ -173,6 +177,7 @@ export class Transport {
           return;
         }
         this.listenSocket = socket;
+        this.boundPort = this.deps.uws.us_socket_local_port(socket as unknown as uWS.us_socket);
         this.sweepTimer = setInterval(() => {
           this.closeUnsubscribed();
           this.closeExpired();
@@ -183,8 +188,27 @@ export class Transport {
           this.options.flowControl.checkIntervalMs,
         );
         this.flowTimer.unref();
-        resolve(this.deps.uws.us_socket_local_port(socket as unknown as uWS.us_socket));
+        resolve(this.boundPort);
       });
+    });
+  }
+
+  /**
+   * Closes the listen socket for the accept guard: near the open-files limit uSockets would spin on
+   * a failing accept(). Established connections are untouched; new ones are refused meanwhile.
+   */
+  pauseListening(): void {
+    if (!this.listenSocket) return;
+    this.deps.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = undefined;
+  }
+
+  /** Reopens the listen socket on the port it had (not while draining). */
+  resumeListening(): void {
+    if (this.listenSocket || this.draining || this.boundPort === 0) return;
+    this.app.listen(this.options.host, this.boundPort, (socket) => {
+      if (socket) this.listenSocket = socket;
+      else this.deps.logger.error({ port: this.boundPort }, 'websocket listener could not be reopened');
     });
   }
 

@@ -42,6 +42,9 @@ export type MainToWorker =
   | { readonly kind: 'reply'; readonly id: number; readonly reply: HttpReply }
   | { readonly kind: 'collect'; readonly id: number }
   | { readonly kind: 'admitted'; readonly id: number; readonly decision: GateDecision }
+  /** The accept guard: close the listen socket near the open-files limit, reopen it below it. */
+  | { readonly kind: 'pause-listening' }
+  | { readonly kind: 'resume-listening' }
   | { readonly kind: 'drain'; readonly spreadMs: number }
   | { readonly kind: 'close' }
   /** Test hook, reachable only in-process: make the worker fail, or spin its event loop forever. */

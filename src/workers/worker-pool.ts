@@ -1,5 +1,3 @@
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
@@ -7,6 +5,7 @@ import type { PublicationSink } from '../hub/hub.js';
 import type { SharedCounterTable } from '../limits/shared-counters.js';
 import { type Channel, topicOf } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
+import { freePort } from '../server/free-port.js';
 import type { HttpQuery, HttpReply } from '../server/http-routes.js';
 import type { ConnectGate, TransportOptions } from '../server/transport.js';
 import {
@@ -79,6 +78,8 @@ export class WorkerPool implements PublicationSink {
   /** Until start() settles: a worker that ends before listening fails the start instead of being replaced. */
   private starting = false;
   private stopping = false;
+  /** The accept guard has the listen sockets closed; a replacement worker closes its own once listening. */
+  private listenPaused = false;
   private nextCollection = 0;
   private watchdog: NodeJS.Timeout | undefined;
   /** Test hook callbacks, run when the replacement for a worker index listens. */
@@ -163,6 +164,26 @@ export class WorkerPool implements PublicationSink {
     const fromWorkers = await Promise.all(this.slots.map((slot) => this.collect(slot)));
     const registry = AggregatorRegistry.aggregate([own, ...fromWorkers.filter((m) => m !== undefined)]);
     return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
+  }
+
+  /** Liveness of the whole process: false while a worker is stuck (what /healthz reports on every thread). */
+  healthy(): boolean {
+    return Atomics.load(this.control, CONTROL.healthy) === 1;
+  }
+
+  /** The accept guard: every worker closes its listen socket (connections stay). */
+  pauseListening(): void {
+    this.listenPaused = true;
+    this.postToListening({ kind: 'pause-listening' });
+  }
+
+  resumeListening(): void {
+    this.listenPaused = false;
+    this.postToListening({ kind: 'resume-listening' });
+  }
+
+  private postToListening(message: MainToWorker): void {
+    for (const slot of this.slots) if (slot.listening && !slot.stalled) slot.worker.postMessage(message);
   }
 
   /** Drains every worker (1001 to its clients, spread over `spreadMs`) and waits for the threads to end. */
@@ -275,6 +296,7 @@ export class WorkerPool implements PublicationSink {
       const onListening = (message: WorkerToMain) => {
         if (message.kind === 'listening') {
           slot.listening = true;
+          if (this.listenPaused) worker.postMessage({ kind: 'pause-listening' } satisfies MainToWorker);
           resolve(message.port);
         } else if (message.kind === 'listen-failed') {
           reject(new Error(`worker ${index}: ${message.error}`));
@@ -458,14 +480,4 @@ export class WorkerPool implements PublicationSink {
 function workerExecArgv(): string[] {
   const processWide = /^--(max|min)-(semi|old)-space-size(=|$)/;
   return [...process.execArgv.filter((arg) => !processWide.test(arg)), '--no-force-async-hooks-checks'];
-}
-
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  server.listen(0, host);
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
 }

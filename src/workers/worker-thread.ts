@@ -191,6 +191,12 @@ port.on('message', (message: MainToWorker) => {
         (error: Error) => post({ kind: 'listen-failed', error: error.message }),
       );
       return;
+    case 'pause-listening':
+      transport.pauseListening();
+      return;
+    case 'resume-listening':
+      transport.resumeListening();
+      return;
     case 'drain':
       void transport.drain(message.spreadMs).then(() => finish(0));
       return;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { readMetric, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { TestClient } from '../support/ws-client.js';
 
 let gw: TestGateway;
@@ -108,6 +108,8 @@ describe('/metrics', () => {
       'ws_feed_events_total',
       'ws_feed_invalid_events_total',
       'ws_feed_to_send_latency_seconds',
+      'ws_open_descriptors',
+      'ws_listen_paused',
       'process_cpu_seconds_total',
       'nodejs_eventloop_lag_seconds',
     ]) {
@@ -119,5 +121,57 @@ describe('/metrics', () => {
     expect(text).not.toMatch(/127\.0\.0\.1/);
     await client.close();
     expect(await gw.metric('ws_subscriptions', 'channel="level2"')).toBe(0);
+  });
+});
+
+describe('ADMIN_PORT', () => {
+  const get = async (base: string, path: string, method = 'GET') => {
+    const response = await fetch(`${base}${path}`, { method });
+    return {
+      status: response.status,
+      type: response.headers.get('content-type'),
+      body: await response.text(),
+    };
+  };
+
+  it('answers /healthz, /readyz and /metrics as PORT does, and nothing else', async () => {
+    expect(gw.gateway.adminPort).not.toBe(gw.gateway.port);
+    for (const path of ['/healthz', '/readyz'])
+      expect(await get(gw.adminUrl, path)).toEqual(await get(gw.httpUrl, path));
+    const client = await TestClient.connect(gw.wsUrl);
+    const [admin, main] = [await get(gw.adminUrl, '/metrics'), await get(gw.httpUrl, '/metrics')];
+    expect(admin.status).toBe(200);
+    expect(admin.type).toBe(main.type);
+    expect(readMetric(admin.body, 'ws_active_connections')).toBe(
+      readMetric(main.body, 'ws_active_connections'),
+    );
+    const names = (text: string) => text.split('\n').filter((line) => line.startsWith('# TYPE '));
+    expect(names(admin.body)).toEqual(names(main.body));
+    await client.close();
+    expect(await get(gw.adminUrl, '/products')).toEqual({
+      status: 404,
+      type: 'application/json',
+      body: '{"message":"NotFound"}',
+    });
+    expect((await get(gw.adminUrl, '/healthz', 'POST')).status).toBe(404);
+  });
+
+  it('stays open while the gateway drains, and says so on /readyz', async () => {
+    // Spread over a minute, the drain closes one client per 50 ms slice: it is still under way when
+    // the first client has been closed, and the forced close ends it.
+    const draining = await startTestGateway({ DRAIN_SPREAD_MS: '60000' });
+    const clients = await Promise.all(Array.from({ length: 40 }, () => TestClient.connect(draining.wsUrl)));
+    const drained = draining.gateway.drain();
+    await Promise.race(clients.map((c) => c.closed));
+    expect(await get(draining.adminUrl, '/readyz')).toEqual({
+      status: 503,
+      type: 'application/json',
+      body: '{"status":"not_ready","reason":"draining"}',
+    });
+    expect((await get(draining.adminUrl, '/healthz')).status).toBe(200);
+    await draining.gateway.close();
+    await drained;
+    await Promise.all(clients.map((c) => c.closed));
+    await expect(fetch(`${draining.adminUrl}/healthz`)).rejects.toThrow();
   });
 });

@@ -100,6 +100,11 @@ describe.each([2, 3])('WS_WORKER_THREADS=%i', (threads) => {
       expect(text.match(/^process_cpu_user_seconds_total /gm)).toHaveLength(1);
       expect(text).toMatch(/^ws_message_queue_size \d+/m);
     }
+    // ADMIN_PORT (main thread) serves the same process totals.
+    const admin = (await getFresh(`${gw.adminUrl}/metrics`)).body;
+    expect(readMetric(admin, 'ws_active_connections')).toBe(21);
+    expect(admin.match(/^process_cpu_user_seconds_total /gm)).toHaveLength(1);
+    expect(JSON.parse((await getFresh(`${gw.adminUrl}/healthz`)).body)).toEqual({ status: 'ok' });
     const products = new Set<string>();
     for (let i = 0; i < 20; i++) products.add((await getFresh(`${gw.httpUrl}/products`)).body);
     expect(products.size).toBe(1);

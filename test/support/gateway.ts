@@ -15,6 +15,8 @@ export interface TestGateway {
   readonly gateway: Gateway;
   readonly wsUrl: string;
   readonly httpUrl: string;
+  /** ADMIN_PORT's /healthz, /readyz and /metrics. */
+  readonly adminUrl: string;
   getJson<T = unknown>(path: string): Promise<{ status: number; body: T }>;
   metric(name: string, labels?: string): Promise<number | undefined>;
   stop(): Promise<void>;
@@ -31,6 +33,7 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
   const result = loadConfig({
     HOST: '127.0.0.1',
     PORT: '0',
+    ADMIN_PORT: '0',
     SIM_SEED: '42',
     LOG_LEVEL: 'silent',
     WS_WORKER_THREADS: '0',
@@ -45,6 +48,7 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
     gateway,
     wsUrl: `ws://127.0.0.1:${gateway.port}/`,
     httpUrl,
+    adminUrl: `http://127.0.0.1:${gateway.adminPort}`,
     async getJson<T>(path: string) {
       const response = await fetch(`${httpUrl}${path}`);
       return { status: response.status, body: (await response.json()) as T };

@@ -9,6 +9,7 @@ export const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.
 export interface GatewayProcess {
   readonly child: ChildProcess;
   readonly port: number;
+  readonly adminPort: number;
   readonly stdout: () => string;
   readonly stderr: () => string;
   exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -20,10 +21,26 @@ process.once('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
-/** Runs the built gateway as users do and waits for its "listening" log line to learn the port. */
-export async function spawnGateway(env: Record<string, string> = {}): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [...GATEWAY_NODE_OPTIONS, MAIN], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', SIM_SEED: '7', ...RELAXED_LIMITS, ...env },
+/**
+ * Runs the built gateway as users do and waits for its "listening" log line to learn the ports.
+ * `wrapper` is a command that execs the rest (e.g. `prlimit --nofile=512:512 --`), so the child's
+ * pid stays the gateway's.
+ */
+export async function spawnGateway(
+  env: Record<string, string> = {},
+  wrapper: readonly string[] = [],
+): Promise<GatewayProcess> {
+  const command = [...wrapper, process.execPath, ...GATEWAY_NODE_OPTIONS, MAIN];
+  const child = spawn(command[0]!, command.slice(1), {
+    env: {
+      PATH: process.env.PATH,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      ADMIN_PORT: '0',
+      SIM_SEED: '7',
+      ...RELAXED_LIMITS,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
@@ -34,17 +51,17 @@ export async function spawnGateway(env: Record<string, string> = {}): Promise<Ga
     err += chunk;
   });
   const exit = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
-  const port = await new Promise<number>((resolve, reject) => {
+  const { port, adminPort } = await new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
     child.stdout!.on('data', (chunk) => {
       out += chunk;
       for (const line of out.split('\n')) {
         if (!line.includes('"msg":"listening"')) continue;
-        resolve((JSON.parse(line) as { port: number }).port);
+        resolve(JSON.parse(line) as { port: number; adminPort: number });
       }
     });
     void exit.then(({ code }) => reject(new Error(`gateway exited (${code}) before listening: ${err}`)));
   });
-  return { child, port, stdout: () => out, stderr: () => err, exited: () => exit };
+  return { child, port, adminPort, stdout: () => out, stderr: () => err, exited: () => exit };
 }
 
 /** Runs the built gateway to completion (for configuration errors). */
@@ -52,7 +69,7 @@ export async function runGateway(
   env: Record<string, string>,
 ): Promise<{ code: number | null; stderr: string }> {
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH, ...env },
+    env: { PATH: process.env.PATH, ADMIN_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -307,3 +307,50 @@ describe('slow-consumer limits', () => {
     ]);
   });
 });
+
+describe('ADMIN_PORT and the open-files limit', () => {
+  const withLimit = (env: Record<string, string>, openFilesLimit: number) =>
+    loadConfig(env, { openFilesLimit });
+
+  it('ADMIN_PORT defaults to 9091 and may not be the same as a non-zero PORT', () => {
+    expect(config({}).adminPort).toBe(9091);
+    expect(config({ PORT: '0', ADMIN_PORT: '0' }).adminPort).toBe(0);
+    expect(errors({ PORT: '9091' })).toEqual([
+      'ADMIN_PORT="" is invalid (the same as PORT=9091): expected an integer from 0 to 65535 (0 picks a free port), not the same as a non-zero PORT',
+    ]);
+  });
+
+  it('WS_MAX_CONNECTIONS unset: lowered to what the limit fits; unknown limit: taken as given', () => {
+    const fitted = withLimit({ WS_WORKER_THREADS: '2' }, 20_000);
+    expect(fitted.ok && fitted.config.limits.maxConnections).toBe(19_152);
+    expect(fitted.ok && fitted.config.descriptors?.pauseAt).toBe(19_600);
+    const roomy = withLimit({ WS_WORKER_THREADS: '2' }, 1_048_576);
+    expect(roomy.ok && roomy.config.limits.maxConnections).toBe(20_000);
+    const unknown = loadConfig({ WS_MAX_CONNECTIONS: '900000' });
+    expect(unknown.ok && unknown.config.limits.maxConnections).toBe(900_000);
+    expect(unknown.ok && unknown.config.descriptors).toBeUndefined();
+  });
+
+  it('WS_MAX_CONNECTIONS set above what fits is reported with the other errors', () => {
+    const result = withLimit(
+      { WS_WORKER_THREADS: '2', WS_MAX_CONNECTIONS: '20000', LOG_LEVEL: 'loud' },
+      20_000,
+    );
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.errors).toHaveLength(2);
+    expect(!result.ok && result.errors[1]).toBe(
+      'WS_MAX_CONNECTIONS="20000" is invalid (the open-files limit is 20000 and the process keeps 848 of them ' +
+        'for itself with WS_WORKER_THREADS=2: at most 19152 fit): expected an integer from 1 to 1000000 that ' +
+        'fits the open-files limit (README: Operations)',
+    );
+    const fits = withLimit({ WS_WORKER_THREADS: '2', WS_MAX_CONNECTIONS: '19152' }, 20_000);
+    expect(fits.ok).toBe(true);
+  });
+
+  it('a limit too low for any connection is a configuration error even with the default', () => {
+    const result = withLimit({ WS_WORKER_THREADS: '4' }, 128);
+    expect(!result.ok && result.errors[0]).toMatch(
+      /^WS_MAX_CONNECTIONS="" is invalid \(the open-files limit is 128 .*no connection fits; raise the limit\)/,
+    );
+  });
+});

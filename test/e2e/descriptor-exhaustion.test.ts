@@ -1,0 +1,172 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { setTimeout as pause } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readMetric } from '../support/gateway.js';
+import { type GatewayProcess, spawnGateway } from '../support/process.js';
+import { type Message, TestClient } from '../support/ws-client.js';
+
+const OPEN_FILES = 512;
+const FLOOD = 800;
+const FLOOD_SOURCES = [
+  '127.0.0.2',
+  '127.0.0.3',
+  '127.0.0.4',
+  '127.0.0.5',
+  '127.0.0.6',
+  '127.0.0.7',
+  '127.0.0.8',
+  '127.0.0.9',
+];
+const POLLS = 20;
+/** Spacing of the health polls, so that they span the flood rather than its first instant. */
+const POLL_SPACING_MS = 100;
+const ANSWER_WITHIN_MS = 1_000;
+/** Well below one core per thread: a spinning accept loop takes a whole core per listening thread. */
+const MAX_CPU_SHARE = 0.4;
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
+let gateway: GatewayProcess | undefined;
+const clients: TestClient[] = [];
+const flood: Socket[] = [];
+afterEach(async () => {
+  for (const socket of flood.splice(0)) socket.destroy();
+  for (const client of clients.splice(0)) client.socket.terminate();
+  if (gateway) {
+    gateway.child.kill('SIGKILL');
+    await gateway.exited();
+    gateway = undefined;
+  }
+});
+
+/** utime + stime of every thread of the process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // Fields 14 and 15 of proc(5), counted from the state (field 3) here.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** A GET on a fresh connection (no keep-alive: each poll must be accepted anew), failing past `timeoutMs`. */
+function poll(url: string, timeoutMs: number): Promise<{ status: number; body: string; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { agent: false, headers: { connection: 'close' }, timeout: timeoutMs },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => {
+          body += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - started }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${url}: no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A raw TCP connection that never sends a byte; resolves once connected or refused (both expected here). */
+function silentConnection(port: number, localAddress: string): Promise<'connected' | 'refused'> {
+  const socket = connect({ port, host: '127.0.0.1', localAddress });
+  flood.push(socket);
+  return new Promise((resolve) => {
+    socket.once('connect', () => resolve('connected'));
+    // Refused while the listeners are closed, or reset when a closed listener drops its queue.
+    socket.on('error', () => resolve('refused'));
+  });
+}
+
+/** Checks a level2 stream: every l2update follows the previous message of the product by one sequence. */
+function sequenceGaps(messages: readonly Message[]): string[] {
+  const gaps: string[] = [];
+  let last: number | undefined;
+  for (const message of messages) {
+    if (message.type !== 'snapshot' && message.type !== 'l2update') continue;
+    const sequence = message.sequence as number;
+    if (message.type === 'l2update' && last !== undefined && sequence !== last + 1)
+      gaps.push(`${last} -> ${sequence}`);
+    last = sequence;
+  }
+  return gaps;
+}
+
+describe.each([0, 2])('WS_WORKER_THREADS=%i under prlimit --nofile=512', (threads) => {
+  it('a flood of silent TCP connections past the limit: no spin, admin answers, streams complete, recovery', async () => {
+    gateway = await spawnGateway(
+      { WS_WORKER_THREADS: String(threads), PRODUCTS: 'BTC-USD', LOG_LEVEL: 'info' },
+      ['prlimit', `--nofile=${OPEN_FILES}:${OPEN_FILES}`, '--'],
+    );
+    const { port, adminPort } = gateway;
+    const pid = gateway.child.pid!;
+    const admin = `http://127.0.0.1:${adminPort}`;
+    const streaming = await TestClient.connect(`ws://127.0.0.1:${port}/`);
+    clients.push(streaming);
+    streaming.subscribe(['level2'], ['BTC-USD']);
+    await streaming.nextOfType('snapshot');
+    await streaming.nextOfType('l2update');
+
+    const cpuBefore = cpuSeconds(pid);
+    const floodStarted = performance.now();
+    const outcomes = Promise.all(
+      Array.from({ length: FLOOD }, (_, i) =>
+        silentConnection(port, FLOOD_SOURCES[i % FLOOD_SOURCES.length]!),
+      ),
+    );
+    const answers: { healthz: number; metrics: number; ms: number; paused: number | undefined }[] = [];
+    for (let i = 0; i < POLLS; i++) {
+      const healthz = await poll(`${admin}/healthz`, ANSWER_WITHIN_MS);
+      const metrics = await poll(`${admin}/metrics`, ANSWER_WITHIN_MS);
+      answers.push({
+        healthz: healthz.status,
+        metrics: metrics.status,
+        ms: Math.max(healthz.ms, metrics.ms),
+        paused: readMetric(metrics.body, 'ws_listen_paused'),
+      });
+      await pause(POLL_SPACING_MS);
+    }
+    const settled = await outcomes;
+    const cpuShare = (cpuSeconds(pid) - cpuBefore) / ((performance.now() - floodStarted) / 1000);
+
+    expect(answers.every((a) => a.healthz === 200 && a.metrics === 200 && a.ms < ANSWER_WITHIN_MS)).toBe(
+      true,
+    );
+    // The flood went past the limit, so the guard must have paused the listeners.
+    expect(answers.some((a) => a.paused === 1)).toBe(true);
+    expect(settled.filter((o) => o === 'refused').length).toBeGreaterThan(0);
+    expect(cpuShare).toBeLessThan(MAX_CPU_SHARE);
+
+    // The flood ends: its connections close, the listeners reopen, new clients get in again.
+    for (const socket of flood.splice(0)) socket.destroy();
+    const deadline = performance.now() + 15_000;
+    for (;;) {
+      const metrics = await poll(`${admin}/metrics`, ANSWER_WITHIN_MS);
+      if (readMetric(metrics.body, 'ws_listen_paused') === 0) break;
+      if (performance.now() > deadline) throw new Error('listeners still paused 15 s after the flood ended');
+      await pause(POLL_SPACING_MS);
+    }
+    const newcomer = await TestClient.connect(`ws://127.0.0.1:${port}/`);
+    clients.push(newcomer);
+    newcomer.subscribe(['level2'], ['BTC-USD']);
+    await newcomer.nextOfType('snapshot');
+
+    // The client connected before the flood was never cut off and missed nothing.
+    const seen = streaming.messages.length;
+    await streaming.next((m) => m.type === 'l2update' && streaming.messages.indexOf(m) >= seen);
+    expect(sequenceGaps(streaming.messages)).toEqual([]);
+
+    // Both transitions are logged, marked as the WebSocket listeners'.
+    expect(gateway.stdout()).toContain(
+      '"msg":"websocket listeners paused: open descriptors near the open-files limit"',
+    );
+    expect(gateway.stdout()).toContain('"msg":"websocket listeners reopened');
+    gateway.child.kill('SIGTERM');
+    expect(await gateway.exited()).toEqual({ code: 0, signal: null });
+    gateway = undefined;
+    await streaming.closed;
+  }, 40_000);
+});
