@@ -71,7 +71,13 @@ async function main(): Promise<void> {
   );
   // Logged only once signals are handled: whoever waits for this line may stop us right away.
   logger.info(
-    { port: gateway.port, host: config.host, feed: config.feedSource, workerThreads: config.workerThreads },
+    {
+      port: gateway.port,
+      host: config.host,
+      feed: config.feedSource,
+      workerThreads: config.workerThreads,
+      workerThreadsFrom: config.workerThreadsFrom,
+    },
     'listening',
   );
 }

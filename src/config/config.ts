@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { type Cidr, parseCidrList } from '../limits/client-address.js';
+import { cpuLimit } from './cpu-limit.js';
 import { type ProductSpec, productFromId } from './products.js';
 
 /**
@@ -62,6 +63,9 @@ const productList = z
     }
     return specs;
   });
+
+/** The default worker count: the container's CPU limit where there is one (see cpu-limit.ts). */
+export const DEFAULT_WORKER_THREADS = cpuLimit('/sys/fs/cgroup', availableParallelism());
 
 export const CONFIG_VARIABLES = {
   HOST: variable(
@@ -160,9 +164,9 @@ export const CONFIG_VARIABLES = {
     integer(0, 300_000),
   ),
   WS_WORKER_THREADS: variable(
-    String(availableParallelism()),
+    String(DEFAULT_WORKER_THREADS.cpus),
     'an integer from 0 to 64 (0: serve on the main thread)',
-    'uWS worker threads sharing PORT; default: the number of CPUs.',
+    'uWS worker threads sharing PORT; default: the number of CPUs the container may use (its cgroup CPU limit).',
     integer(0, 64),
   ),
   WS_WORKER_STALL_MS: variable(
@@ -328,6 +332,8 @@ export interface GatewayConfig {
   readonly shutdownTimeoutMs: number;
   readonly drainSpreadMs: number;
   readonly workerThreads: number;
+  /** Where workerThreads came from: the variable, or the CPU limit detected for its default. */
+  readonly workerThreadsFrom: string;
   readonly workerStallMs: number;
   readonly idleTimeoutSeconds: number;
   readonly maxPayloadBytes: number;
@@ -419,6 +425,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
       drainSpreadMs: v.DRAIN_SPREAD_MS,
       workerThreads: v.WS_WORKER_THREADS,
+      workerThreadsFrom: env.WS_WORKER_THREADS?.trim() ? 'WS_WORKER_THREADS' : DEFAULT_WORKER_THREADS.source,
       workerStallMs: v.WS_WORKER_STALL_MS,
       idleTimeoutSeconds: v.WS_IDLE_TIMEOUT_S,
       maxPayloadBytes: v.WS_MAX_PAYLOAD_BYTES,
