@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { satisfies } from 'semver';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ import {
   startDocker,
   startSandbox,
 } from '../support/container-run.js';
-import { readRuntimeImage } from '../support/dockerfile-image.js';
+import { contextSources, readRuntimeImage } from '../support/dockerfile-image.js';
 import { TestClient } from '../support/ws-client.js';
 
 /**
@@ -29,6 +30,10 @@ const pkg = JSON.parse(readFileSync(`${repository}/package.json`, 'utf8')) as {
   devDependencies: Record<string, string>;
 };
 const dockerImage = process.env.CONTAINER_IMAGE;
+// A CommonJS module whose typings declare an ES default export that does not exist at run time.
+const dockerignore = createRequire(import.meta.url)(
+  '@balena/dockerignore',
+) as typeof import('@balena/dockerignore').default;
 /** Variables with a fixed default port: a test must never bind a fixed port. */
 const FREE_PORTS = Object.keys(CONFIG_VARIABLES).filter((name) => /(^|_)PORT$/.test(name));
 
@@ -67,6 +72,26 @@ describe('the Dockerfile', () => {
     expect(image.labels.get('org.opencontainers.image.version')).toBe(pkg.version);
     for (const key of ['description', 'licenses', 'base.name'])
       expect(image.labels.get(`org.opencontainers.image.${key}`), key).toBeTruthy();
+  });
+
+  it('.dockerignore sends the build what its COPY steps name and nothing else', () => {
+    const ignore = dockerignore().add(readFileSync(`${repository}/.dockerignore`, 'utf8').split('\n'));
+    const sent = (path: string) => !ignore.ignores(path);
+    const sources = contextSources(`${repository}/Dockerfile`);
+    expect(sources.length).toBeGreaterThan(0);
+    for (const source of sources) expect(sent(source), source).toBe(true);
+    for (const path of ['src/main.ts', 'src/workers/worker-thread.ts', 'bench/compare.ts'])
+      expect(sent(path), path).toBe(true);
+    for (const path of [
+      'node_modules/ws/index.js',
+      'dist/src/main.js',
+      'test/e2e/lifecycle.test.ts',
+      '.git/HEAD',
+      'bench/out/run.json',
+      'README.md',
+      'Dockerfile',
+    ])
+      expect(sent(path), path).toBe(false);
   });
 });
 

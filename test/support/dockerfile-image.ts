@@ -172,6 +172,20 @@ export function readRuntimeImage(path: string): RuntimeImage {
   };
 }
 
+/** Every path any stage copies from the build context (COPY without --from), for the .dockerignore check. */
+export function contextSources(path: string): string[] {
+  const dockerfile = DockerfileParser.parse(readFileSync(path, 'utf8'));
+  return dockerfile
+    .getCOPYs()
+    .filter((copy) => copy.getFromFlag() === null)
+    .flatMap((copy) =>
+      copy
+        .getArguments()
+        .slice(0, -1)
+        .map((a) => a.getValue()),
+    );
+}
+
 interface PropertyLike {
   getProperties(): { getName(): string; getValue(): string | null }[];
 }
