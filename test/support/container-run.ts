@@ -117,7 +117,8 @@ export async function startSandbox(
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   started.add(child);
-  const exit = once(child, 'exit').then(([code]) => {
+  // 'close', not 'exit': the last log lines have been read by then.
+  const exit = once(child, 'close').then(([code]) => {
     started.delete(child);
     return code as number | null;
   });
@@ -177,12 +178,15 @@ export async function startDocker(image: RuntimeImage, tag: string): Promise<Run
   const container = id.trim();
   const logs = spawn('docker', ['logs', '--follow', container], { stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(logs);
-  const logsDone = once(logs, 'exit').then(() => null);
+  const logsDone = once(logs, 'close').then(() => null);
   const output = collect(logs);
   await output.listening(logsDone);
   const { stdout: mapped } = await run('docker', ['port', container, `${port}/tcp`]);
   const hostPort = Number(/:(\d+)\s*$/m.exec(mapped)?.[1]);
-  const waited = run('docker', ['wait', container]).then(({ stdout }) => Number(stdout.trim()));
+  // The exit code once `docker logs --follow` has delivered the last lines too.
+  const waited = Promise.all([run('docker', ['wait', container]), logsDone]).then(([{ stdout }]) =>
+    Number(stdout.trim()),
+  );
   return {
     port: hostPort,
     stdout: output.stdout,
