@@ -98,7 +98,7 @@ describe("the runbook's grep -i websocket", () => {
       },
     });
     const gw = await startTestGateway(
-      { WS_WORKER_THREADS: '2', WS_WORKER_STALL_MS: '500' },
+      { WS_WORKER_THREADS: '2', WS_WORKER_STALL_MS: '2000' },
       pino({ level: 'info' }, sink),
     );
     try {
@@ -108,12 +108,17 @@ describe("the runbook's grep -i websocket", () => {
     } finally {
       await gw.stop();
     }
-    expect(messages(grepWebsocket(logs))).toEqual([
-      'websocket worker thread died; its clients were disconnected; replacing it',
-      'replacement websocket worker listening',
-      'websocket worker thread is stuck; closing its connections and replacing it',
-      'replacement websocket worker listening',
-    ]);
+    const found = messages(grepWebsocket(logs));
+    const count = (text: string) => found.filter((m) => m === text).length;
+    const died = 'websocket worker thread died; its clients were disconnected; replacing it';
+    const stuck = 'websocket worker thread is stuck; closing its connections and replacing it';
+    expect(count(died)).toBe(1);
+    // A loaded machine can also stall a healthy worker past WS_WORKER_STALL_MS: a real restart, logged too.
+    expect(count(stuck)).toBeGreaterThanOrEqual(1);
+    const replaced = 'replacement websocket worker listening';
+    // Both injected faults were awaited until their replacement listened.
+    expect(count(replaced)).toBeGreaterThanOrEqual(2);
+    expect(found.filter((m) => m !== died && m !== stuck && m !== replaced)).toEqual([]);
   }, 30_000);
 });
 
