@@ -87,6 +87,7 @@ async function main(): Promise<void> {
       feed: config.feedSource,
       workerThreads: config.workerThreads,
       maxConnections: config.limits.maxConnections,
+      workerThreadsFrom: config.workerThreadsFrom,
     },
     'listening',
   );

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { type Cidr, parseCidrList } from '../limits/client-address.js';
 import { type DescriptorBudget, descriptorBudget } from '../limits/descriptor-budget.js';
+import { cpuLimit } from './cpu-limit.js';
 import { type ProductSpec, productFromId } from './products.js';
 
 /**
@@ -102,6 +103,9 @@ function redisUrlProblem(text: string): string | undefined {
     return `database ${JSON.stringify(database.slice(0, 40))} is not an integer from 0 to ${MAX_REDIS_DATABASE}`;
   return undefined;
 }
+
+/** The default worker count: the container's CPU limit where there is one (see cpu-limit.ts). */
+export const DEFAULT_WORKER_THREADS = cpuLimit('/sys/fs/cgroup', availableParallelism());
 
 export const CONFIG_VARIABLES = {
   HOST: variable(
@@ -207,9 +211,9 @@ export const CONFIG_VARIABLES = {
     integer(0, 300_000),
   ),
   WS_WORKER_THREADS: variable(
-    String(availableParallelism()),
+    String(DEFAULT_WORKER_THREADS.cpus),
     'an integer from 0 to 64 (0: serve on the main thread)',
-    'uWS worker threads sharing PORT; default: the number of CPUs.',
+    'uWS worker threads sharing PORT; default: the number of CPUs the container may use (its cgroup CPU limit).',
     integer(0, 64),
   ),
   WS_WORKER_STALL_MS: variable(
@@ -378,6 +382,8 @@ export interface GatewayConfig {
   readonly shutdownTimeoutMs: number;
   readonly drainSpreadMs: number;
   readonly workerThreads: number;
+  /** Where workerThreads came from: the variable, or the CPU limit detected for its default. */
+  readonly workerThreadsFrom: string;
   readonly workerStallMs: number;
   readonly idleTimeoutSeconds: number;
   readonly maxPayloadBytes: number;
@@ -504,6 +510,7 @@ export function loadConfig(
       shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
       drainSpreadMs: v.DRAIN_SPREAD_MS,
       workerThreads: v.WS_WORKER_THREADS,
+      workerThreadsFrom: env.WS_WORKER_THREADS?.trim() ? 'WS_WORKER_THREADS' : DEFAULT_WORKER_THREADS.source,
       workerStallMs: v.WS_WORKER_STALL_MS,
       idleTimeoutSeconds: v.WS_IDLE_TIMEOUT_S,
       maxPayloadBytes: v.WS_MAX_PAYLOAD_BYTES,

@@ -99,6 +99,18 @@ type ClosableApp = TemplatedApp & { close(): void };
 
 const DECODER = new TextDecoder();
 const SUBSCRIBE_SWEEP_MS = 100;
+/**
+ * Disconnects that point at a problem (a client's or the network's), logged sampled; a client
+ * leaving, a shutdown or a lifetime rebalance are routine and only counted.
+ */
+const LOGGED_DISCONNECTS: ReadonlySet<DisconnectReason> = new Set([
+  'idle',
+  'slow_consumer',
+  'flood',
+  'message_too_big',
+  'subscribe_timeout',
+  'error',
+]);
 
 /**
  * The only module that talks to uWebSockets.js: WebSocket connections, topic publishing and the
@@ -113,6 +125,7 @@ export class Transport {
   private readonly byAge: Connection[] = [];
   private readonly rejections: SampledLog;
   private readonly handlerErrors: SampledLog;
+  private readonly disconnects: SampledLog;
   private readonly inbound: InboundRateLimiter;
   private readonly sentByChannel: ReadonlyMap<Channel, { inc(n?: number): void }>;
   private readonly publishTally: PublishTally;
@@ -159,6 +172,7 @@ export class Transport {
     };
     this.rejections = new SampledLog(deps.logger);
     this.handlerErrors = new SampledLog(deps.logger);
+    this.disconnects = new SampledLog(deps.logger);
     this.inbound = new InboundRateLimiter(options.limits.messageRate, options.limits.subscribeRate);
     this.app = deps.uws.App() as ClosableApp;
     this.registerWebSocket();
@@ -250,6 +264,10 @@ export class Transport {
       this.drained = resolve;
     });
     const leaving = [...this.open];
+    this.deps.logger.info(
+      { connections: leaving.length, spreadMs },
+      'websocket drain: closing every connection with 1001 (going away)',
+    );
     const startedAt = performance.now();
     const closeAt = (index: number) => (index * spreadMs) / leaving.length;
     let next = 0;
@@ -327,9 +345,11 @@ export class Transport {
         this.deps.gate.release(connection.clientIp);
         this.open.delete(connection);
         metrics.activeConnections.dec();
-        metrics.disconnectionsTotal
-          .labels(connection.closeReason ?? this.unrequestedCloseReason(connection, code))
-          .inc();
+        const reason = connection.closeReason ?? this.unrequestedCloseReason(connection, code);
+        metrics.disconnectionsTotal.labels(reason).inc();
+        // "websocket" in the text: the runbook finds connection problems with `grep -i websocket`.
+        if (LOGGED_DISCONNECTS.has(reason))
+          this.disconnects.warn(reason, { code }, `websocket closed: ${reason}`);
         if (this.draining && this.open.size === 0) this.drained?.();
       },
     });
@@ -402,7 +422,7 @@ export class Transport {
 
   private reject(res: HttpResponse, reason: string, status: string, retryAfterSeconds: number): void {
     this.deps.metrics.connectionsRejectedTotal.labels(reason).inc();
-    this.rejections.warn(reason, {}, 'connection rejected');
+    this.rejections.warn(reason, { status: status.slice(0, 3) }, `websocket upgrade rejected: ${reason}`);
     res.cork(() => {
       res
         .writeStatus(status)

@@ -330,19 +330,19 @@ export class WorkerPool implements PublicationSink {
     if (!slot.stalled) {
       this.logger.error(
         { worker: index, exitCode: code },
-        'worker thread died; its clients were disconnected; replacing it',
+        'websocket worker thread died; its clients were disconnected; replacing it',
       );
       this.metrics.workerRestartsTotal.labels('died').inc();
     }
     this.spawn(index, this.port).then(
       () => {
-        this.logger.info({ worker: index, port: this.port }, 'replacement worker listening');
+        this.logger.info({ worker: index, port: this.port }, 'replacement websocket worker listening');
         if (this.slots.every((other) => !other.stalled)) Atomics.store(this.control, CONTROL.healthy, 1);
         this.replacements.get(index)?.();
         this.replacements.delete(index);
       },
       (error: unknown) =>
-        this.logger.error({ err: error, worker: index }, 'replacement worker failed to listen'),
+        this.logger.error({ err: error, worker: index }, 'replacement websocket worker failed to listen'),
     );
   }
 
@@ -454,7 +454,7 @@ export class WorkerPool implements PublicationSink {
       this.metrics.workerRestartsTotal.labels('stalled').inc();
       this.logger.fatal(
         { worker: index, stalledMs: Math.round(now - slot.lastTickAt) },
-        'worker thread is stuck; closing its connections and replacing it',
+        'websocket worker thread is stuck; closing its connections and replacing it',
       );
       void this.replaceStuck(index, slot);
     }
@@ -468,7 +468,10 @@ export class WorkerPool implements PublicationSink {
     // Once it has exited, onExit replaces it. Otherwise terminating it would abort the process:
     // /healthz keeps failing for the orchestrator to restart the pod.
     if (!stopped)
-      this.logger.fatal({ worker: index }, 'stuck worker did not answer; it cannot be replaced in-process');
+      this.logger.fatal(
+        { worker: index },
+        'stuck websocket worker did not answer; it cannot be replaced in-process',
+      );
   }
 }
 

@@ -120,7 +120,7 @@ function finish(code: number): never {
 // a 'close' message then): see stuck-worker.ts.
 Object.defineProperty(globalThis, Symbol.for(CLOSE_STUCK_APP), {
   value: () => {
-    logger.error('event loop stuck: closing the connections of this worker and ending the thread');
+    logger.error('websocket worker event loop stuck: closing its connections and ending the thread');
     clearInterval(livenessTimer);
     clearInterval(connectionsTimer);
     transport.close();
@@ -131,12 +131,12 @@ Object.defineProperty(globalThis, Symbol.for(CLOSE_STUCK_APP), {
 });
 
 process.on('uncaughtException', (error) => {
-  logger.error({ err: error }, 'worker failed; closing its connections');
+  logger.error({ err: error }, 'websocket worker failed; closing its connections');
   post({ kind: 'failed', error: String(error) });
   finish(1);
 });
 process.on('unhandledRejection', (error) => {
-  logger.error({ err: error }, 'worker failed (unhandled rejection); closing its connections');
+  logger.error({ err: error }, 'websocket worker failed (unhandled rejection); closing its connections');
   post({ kind: 'failed', error: String(error) });
   finish(1);
 });

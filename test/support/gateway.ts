@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
 import type { Gateway } from '../../src/gateway.js';
 import { nativeUws } from '../../src/server/uws.js';
@@ -28,8 +28,11 @@ export const RELAXED_LIMITS = {
   WS_MAX_CONNECTIONS_PER_IP: '100000',
 } as const;
 
-/** Starts a real gateway (real uWS, port 0) in this process with the given environment. */
-export async function startTestGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+/** Starts a real gateway (real uWS, port 0) in this process with the given environment (and logger). */
+export async function startTestGateway(
+  env: Record<string, string> = {},
+  logger: Logger = pino({ level: 'silent' }),
+): Promise<TestGateway> {
   const result = loadConfig({
     HOST: '127.0.0.1',
     PORT: '0',
@@ -42,7 +45,7 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
     ...env,
   });
   if (!result.ok) throw new Error(result.errors.join('\n'));
-  const gateway = await built.startGateway(result.config, pino({ level: 'silent' }), nativeUws());
+  const gateway = await built.startGateway(result.config, logger, nativeUws());
   const httpUrl = `http://127.0.0.1:${gateway.port}`;
   return {
     gateway,
