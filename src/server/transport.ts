@@ -8,8 +8,6 @@ import type {
   WebSocket,
 } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import type { ProductCatalogue } from '../client/requests.js';
-import { ClientSession, type SessionObserver } from '../client/session.js';
 import type { LimitsConfig } from '../config/config.js';
 import { CLIENT_ERRORS, CLOSE_CODES, type DisconnectReason } from '../errors/catalogue.js';
 import type { ConnectionAdmission } from '../limits/admission.js';
@@ -19,6 +17,8 @@ import { SampledLog } from '../logging/sampled-log.js';
 import { monotonicMs } from '../market/time.js';
 import { CHANNELS, type Channel } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
+import type { ProductCatalogue } from '../session/requests.js';
+import { ClientSession, type SessionObserver } from '../session/session.js';
 import { Connection, type ConnectionContext, type SocketData } from './connection.js';
 import { FlowControl, type FlowControlOptions } from './flow-control.js';
 import {
