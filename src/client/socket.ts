@@ -2,12 +2,18 @@
  * The WebSocket the client drives: the browser's standard WebSocket, Node's, or the `ws` package's
  * (all three have this shape). Injected, so the SDK imports no platform module.
  */
+/**
+ * A handler property checked bivariantly, as the DOM's own handler types are, so each platform's
+ * richer event types are accepted.
+ */
+type Handler<E> = { bivariant(event: E): void }['bivariant'] | null;
+
 export interface WebSocketLike {
   readonly readyState: number;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { readonly data: unknown }) => void) | null;
-  onclose: ((event: { readonly code: number; readonly reason: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: Handler<unknown>;
+  onmessage: Handler<{ readonly data: unknown }>;
+  onclose: Handler<{ readonly code: number; readonly reason: string }>;
+  onerror: Handler<unknown>;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
