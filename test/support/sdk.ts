@@ -43,6 +43,24 @@ export function nextEvent<K extends keyof ClientEvents>(
   });
 }
 
+/** Resolves once `condition` holds, checking now and after every event of the client. */
+export function until(client: MatchbookClient, condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  if (condition()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const offs: (() => void)[] = [];
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      for (const off of offs) off();
+      if (error) reject(error);
+      else resolve();
+    };
+    const timer = setTimeout(() => done(new Error(`condition not met within ${timeoutMs} ms`)), timeoutMs);
+    for (const event of ['state', 'synced', 'stale', 'book', 'message'] as const) {
+      offs.push(client.on(event, () => condition() && done()));
+    }
+  });
+}
+
 type Levels = [string, string][];
 
 /** Every synced read of a product's book, by sequence (the last `keep` of them). */
