@@ -27,9 +27,11 @@ import {
   type HttpReply,
   healthRoute,
   NOT_FOUND,
+  staticRoute,
   statusLine,
 } from './http-routes.js';
 import { PublishTally } from './publish-tally.js';
+import { loadStaticAssets, type StaticFile } from './static-assets.js';
 
 export interface TransportOptions {
   readonly host: string;
@@ -114,6 +116,8 @@ export class Transport {
   /** Shared by every connection of this transport (one object, not a closure per connection). */
   private readonly connectionContext: ConnectionContext;
   private readonly sessionObserver: SessionObserver;
+  /** The live page and its assets, read once: every thread's app serves them. */
+  private readonly assets: ReadonlyMap<string, StaticFile> = loadStaticAssets();
   private listenSocket: us_listen_socket | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private flowTimer: NodeJS.Timeout | undefined;
@@ -505,6 +509,13 @@ export class Transport {
   private registerHttp(): void {
     const market = this.deps.market;
     this.app
+      // A plain GET; an upgrade on / goes to the WebSocket route.
+      .get('/', (res, req) =>
+        this.reply(res, staticRoute(this.assets.get('/'), req.getHeader('if-none-match'))),
+      )
+      .get('/assets/*', (res, req) =>
+        this.reply(res, staticRoute(this.assets.get(req.getUrl()), req.getHeader('if-none-match'))),
+      )
       .get('/healthz', (res) => this.reply(res, healthRoute(this.deps.healthy())))
       .get('/readyz', (res) =>
         this.answer(res, () => (this.draining ? DRAINING : market.http({ route: 'readyz' }))),
@@ -557,8 +568,9 @@ export class Transport {
     res.cork(() => {
       res
         .writeStatus(statusLine(result.status))
-        .writeHeader('Content-Type', result.contentType ?? 'application/json')
-        .end(result.body);
+        .writeHeader('Content-Type', result.contentType ?? 'application/json');
+      for (const name in result.headers) res.writeHeader(name, result.headers[name]!);
+      res.end(result.body);
     });
   }
 }
