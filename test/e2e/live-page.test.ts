@@ -47,67 +47,45 @@ describe('the live page in a real browser (Debian Chromium, headless)', () => {
       page.on('pageerror', (error) => errors.push(error.message));
       await page.goto(`${httpUrl}/`);
 
-      await page.waitForFunction(() => document.getElementById('connection')?.dataset.state === 'open');
-      const priceOf = () =>
-        page.evaluate(() =>
-          [...document.querySelectorAll('#prices tbody tr')].map(
-            (row) => (row as HTMLTableRowElement).cells[1]!.textContent,
-          ),
-        );
-      await page.waitForFunction(() =>
-        [...document.querySelectorAll('#prices tbody tr')].every(
-          (r) => (r as HTMLTableRowElement).cells[1]!.textContent !== '-',
-        ),
-      );
-      const first = await priceOf();
+      // Run in the page: written as strings, since this file is type-checked without the DOM.
+      const stateOf = (id: string, state: string) =>
+        `document.getElementById('${id}')?.dataset.state === '${state}'`;
+      const prices = `[...document.querySelectorAll('#prices tbody tr')].map((row) => row.cells[1].textContent)`;
+      await page.waitForFunction(stateOf('connection', 'open'));
+      await page.waitForFunction(`${prices}.every((price) => price !== '-')`);
+      const first = (await page.evaluate(prices)) as string[];
       expect(first).toHaveLength(4);
-      await page.waitForFunction(
-        (before) =>
-          [...document.querySelectorAll('#prices tbody tr')].some(
-            (r, i) => (r as HTMLTableRowElement).cells[1]!.textContent !== before[i],
-          ),
-        first,
-      );
+      await page.waitForFunction(`${prices}.some((price, i) => price !== ${JSON.stringify(first)}[i])`);
       // The depth chart: drawn from a synced book, with pixels in the bid and ask colours.
-      await page.waitForFunction(() => document.getElementById('book-state')?.dataset.state === 'synced');
-      await page.waitForFunction(
-        () => (document.getElementById('depth') as HTMLCanvasElement).dataset.sequence !== '',
-      );
-      const drawn = await page.evaluate(() => {
-        const canvas = document.getElementById('depth') as HTMLCanvasElement;
-        const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+      await page.waitForFunction(stateOf('book-state', 'synced'));
+      await page.waitForFunction(`document.getElementById('depth').dataset.sequence !== ''`);
+      const drawn = (await page.evaluate(`(() => {
+        const canvas = document.getElementById('depth');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
         let green = 0;
         let red = 0;
         for (let i = 0; i < data.length; i += 4) {
-          if (data[i + 1]! > 150 && data[i]! < 100) green++;
-          if (data[i]! > 200 && data[i + 1]! < 120) red++;
+          if (data[i + 1] > 150 && data[i] < 100) green++;
+          if (data[i] > 200 && data[i + 1] < 120) red++;
         }
         return { green, red };
-      });
+      })()`)) as { green: number; red: number };
       expect(drawn.green).toBeGreaterThan(100);
       expect(drawn.red).toBeGreaterThan(100);
-      await page.waitForFunction(() => document.querySelectorAll('#trades tbody tr').length > 0);
+      await page.waitForFunction(`document.querySelectorAll('#trades tbody tr').length > 0`);
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: join(ARTIFACTS, 'live-page.png'), fullPage: true });
 
       // The gateway restarts on the same port: the page shows it and comes back by itself.
       await stop();
-      await page.waitForFunction(
-        () => document.getElementById('connection')?.dataset.state === 'reconnecting',
-      );
-      expect(await page.evaluate(() => document.getElementById('book-state')?.textContent)).toBe(
+      await page.waitForFunction(stateOf('connection', 'reconnecting'));
+      expect(await page.evaluate(`document.getElementById('book-state').textContent`)).toBe(
         'stale: disconnected',
       );
       await page.screenshot({ path: join(ARTIFACTS, 'live-page-reconnecting.png'), fullPage: true });
       gw = await spawnGateway({ SIM_EVENTS_PER_SEC: '50', PORT: String(port) });
-      await page.waitForFunction(
-        () => document.getElementById('connection')?.dataset.state === 'open',
-        undefined,
-        {
-          timeout: 30_000,
-        },
-      );
-      await page.waitForFunction(() => document.getElementById('book-state')?.dataset.state === 'synced');
+      await page.waitForFunction(stateOf('connection', 'open'), undefined, { timeout: 30_000 });
+      await page.waitForFunction(stateOf('book-state', 'synced'));
       expect(outside).toEqual([]);
       expect(errors).toEqual([]);
     } finally {
