@@ -5,7 +5,14 @@ import { type BookOutcome, OrderBook, type StaleReason } from './order-book.js';
 import { parseServerMessage } from './parse.js';
 import type { Channel, ChannelMessages, ErrorMessage, ServerMessage, SnapshotMessage } from './protocol.js';
 import { type Pair, requestsFor } from './requests.js';
-import { abort, attachExtras, ping, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import {
+  abort,
+  attachExtras,
+  canPing,
+  ping,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './socket.js';
 import { Subscription, type SubscriptionOwner } from './subscription.js';
 
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -55,7 +62,10 @@ export interface ClientOptions {
   readonly resync?: { readonly floorMs?: number; readonly capMs?: number };
   /** A book product with no heartbeat for this long is stale and resynchronised. */
   readonly staleAfterMs?: number;
-  /** A connection with no message at all for this long is dead: closed and reconnected. */
+  /**
+   * A connection with no message at all for this long is dead: closed and reconnected. Applies while
+   * heartbeats are due (a book or a heartbeat subscription) or the platform can ping (Node's `ws`).
+   */
   readonly deadAfterMs?: number;
   /**
    * Whether every `level2` update must follow the previous one by exactly 1 (a gateway with
@@ -383,7 +393,8 @@ export class MatchbookClient extends Emitter<ClientEvents> implements Subscripti
     if (!socket) return;
     const now = Date.now();
     const silentMs = now - this.lastActivity;
-    if (silentMs > this.settings.deadAfterMs) {
+    // Silence means death only where traffic is due: heartbeats, or pongs to the pings sent below.
+    if (silentMs > this.settings.deadAfterMs && (this.heartbeatsDue() || canPing(socket))) {
       this.finishConnection();
       abort(socket);
       this.afterClose(ABNORMAL, `no message for ${silentMs} ms: the connection is dead`);
@@ -397,6 +408,13 @@ export class MatchbookClient extends Emitter<ClientEvents> implements Subscripti
         state.resync.reset();
       }
     }
+  }
+
+  /** Whether the gateway sends this connection a heartbeat every second. */
+  private heartbeatsDue(): boolean {
+    if (this.books.size > 0) return true;
+    for (const set of this.subs.values()) for (const s of set) if (s.channel === 'heartbeat') return true;
+    return false;
   }
 
   private onMessage(text: string): void {

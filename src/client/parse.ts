@@ -10,8 +10,17 @@ export type Parsed =
   | { readonly kind: 'ignored' }
   | { readonly kind: 'invalid'; readonly problem: string; readonly productId?: string };
 
-const KNOWN = new Set(['subscriptions', 'snapshot', 'l2update', 'ticker', 'match', 'last_match']);
-KNOWN.add('heartbeat').add('status').add('error');
+const KNOWN: ReadonlySet<string> = new Set([
+  'subscriptions',
+  'snapshot',
+  'l2update',
+  'ticker',
+  'match',
+  'last_match',
+  'heartbeat',
+  'status',
+  'error',
+]);
 
 const isSequence = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isDecimal = (v: unknown): v is string =>

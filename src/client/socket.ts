@@ -77,7 +77,12 @@ export function attachExtras(socket: WebSocketLike, hooks: SocketHooks): void {
   extras.on('pong', () => hooks.alive());
 }
 
-/** Sends a protocol ping where the platform can (browsers cannot). */
+/** Whether the platform can send protocol pings (browsers cannot). */
+export function canPing(socket: WebSocketLike): boolean {
+  return nodeExtras(socket) !== undefined;
+}
+
+/** Sends a protocol ping where the platform can. */
 export function ping(socket: WebSocketLike): void {
   nodeExtras(socket)?.ping();
 }

@@ -183,6 +183,16 @@ describe('MatchbookClient scheduling (fake timers)', () => {
     client.close();
   });
 
+  it('without heartbeats or pings (a browser, tickers only), a quiet market is not taken for a dead link', () => {
+    const client = makeClient();
+    client.subscribe('ticker', 'BTC-USD');
+    latest().open();
+    vi.advanceTimersByTime(60_000);
+    expect(client.state).toBe('open');
+    expect(ScriptedSocket.made).toHaveLength(1);
+    client.close();
+  });
+
   it('a subscription is an async iterable; matches overflow ends it with an error', async () => {
     const client = new MatchbookClient({
       url: 'ws://gateway.test/',
