@@ -47,16 +47,27 @@ describe('client SDK against the real gateway', () => {
       WS_SLOW_CONSUMER_TIMEOUT_MS: '800',
     });
     const ws = recordingWebSocket();
-    const c = client(gw.wsUrl, { WebSocket: ws.WebSocket, reconnect: { floorMs: 200, capMs: 2_000 } });
+    // The watchdog must not end the stalled connection first: this is about the gateway's 4002.
+    const c = client(gw.wsUrl, {
+      WebSocket: ws.WebSocket,
+      reconnect: { floorMs: 200, capMs: 2_000 },
+      staleAfterMs: 30_000,
+      deadAfterMs: 60_000,
+    });
     for (const product of ['BTC-USD', 'ETH-USD', 'SOL-USD', 'ETH-BTC']) c.subscribe('level2', product);
     c.subscribe('matches', 'BTC-USD');
     const books = recordBooks(c, 'ETH-USD');
     await nextEvent(c, 'synced', (e) => e.product === 'ETH-USD');
     const tcp = (ws.sockets[0]!.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    const disconnected = nextEvent(c, 'disconnected', () => true, 30_000);
+    const stale = nextEvent(
+      c,
+      'stale',
+      (e) => e.product === 'ETH-USD' && e.reason === 'disconnected',
+      30_000,
+    );
     tcp.pause();
     await waitForMetric(gw, 'ws_slow_consumer_disconnects_total', 'reason="timeout"', (v) => v === 1);
-    const disconnected = nextEvent(c, 'disconnected');
-    const stale = nextEvent(c, 'stale', (e) => e.product === 'ETH-USD' && e.reason === 'disconnected');
     tcp.resume();
     expect(await disconnected).toMatchObject({ code: 4002, willReconnect: true });
     await stale;
