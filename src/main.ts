@@ -9,6 +9,7 @@ import { nativeUws } from './server/uws.js';
 
 const USAGE = `usage: matchbook-gateway [serve]    run the gateway (default)
        matchbook-gateway publish    run the market simulator as an upstream publisher into Redis
+       matchbook-gateway tail ...   show live tickers and a book from a gateway (tail --help)
 Configuration comes from environment variables: see README.md.
 `;
 
@@ -17,6 +18,10 @@ async function main(): Promise<void> {
   const command = process.argv[2] ?? 'serve';
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (command === 'tail') {
+    await tail(process.argv.slice(3));
     return;
   }
   if (command !== 'serve' && command !== 'publish') {
@@ -97,6 +102,23 @@ main().catch((error: unknown) => {
   process.stderr.write(`matchbook-gateway: failed to start: ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 });
+
+/** The client CLI needs no gateway configuration: only its arguments. */
+async function tail(argv: string[]): Promise<void> {
+  const { parseTailArgs, TAIL_USAGE } = await import('./cli/tail-args.js');
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(TAIL_USAGE);
+    return;
+  }
+  const parsed = parseTailArgs(argv);
+  if (!parsed.ok) {
+    process.stderr.write(`matchbook-gateway tail: ${parsed.error}\n${TAIL_USAGE}`);
+    process.exit(2);
+  }
+  const { runTail } = await import('./cli/tail.js');
+  await runTail(parsed.args);
+  process.exit(0);
+}
 
 async function publish(config: GatewayConfig): Promise<void> {
   const logger = createLogger(config.logLevel, { role: 'publisher' });

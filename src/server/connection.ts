@@ -1,5 +1,4 @@
 import type { WebSocket } from 'uWebSockets.js';
-import type { ClientConnection, ClientSession } from '../client/session.js';
 import {
   CLIENT_ERRORS,
   CLOSE_CODES,
@@ -10,6 +9,7 @@ import {
 } from '../errors/catalogue.js';
 import { BurstyCount, type InboundCounts } from '../limits/rate-limits.js';
 import { type Channel, topicOf } from '../market/types.js';
+import type { ClientConnection, ClientSession } from '../session/session.js';
 import type { FlowConnection, FlowControl, SlowDisconnectReason } from './flow-control.js';
 
 interface Counter {

@@ -1,3 +1,5 @@
+import type { StaticFile } from './static-assets.js';
+
 /**
  * The REST and readiness endpoints as pure functions of the gateway's state, answered where the
  * hub lives. Shapes follow the Coinbase Exchange REST API.
@@ -7,6 +9,7 @@ export interface HttpReply {
   readonly status: number;
   readonly body: string;
   readonly contentType?: string;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface MarketViews {
@@ -34,6 +37,7 @@ export type HttpQuery =
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
+  304: '304 Not Modified',
   400: '400 Bad Request',
   404: '404 Not Found',
   503: '503 Service Unavailable',
@@ -52,6 +56,14 @@ export function healthRoute(healthy: boolean): HttpReply {
   return healthy
     ? json(200, { status: 'ok' })
     : json(503, { status: 'unhealthy', reason: 'a worker thread is stuck' });
+}
+
+/** A file of the live page, or 304 when the browser's copy is current. */
+export function staticRoute(file: StaticFile | undefined, ifNoneMatch: string): HttpReply {
+  if (!file) return NOT_FOUND;
+  const headers = { ETag: file.etag, 'Cache-Control': file.cacheControl };
+  if (ifNoneMatch === file.etag) return { status: 304, body: '', contentType: file.contentType, headers };
+  return { status: 200, body: file.body, contentType: file.contentType, headers };
 }
 
 export function answerHttp(query: HttpQuery, views: MarketViews, readiness: Readiness): HttpReply {

@@ -8,8 +8,6 @@ import type {
   WebSocket,
 } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import type { ProductCatalogue } from '../client/requests.js';
-import { ClientSession, type SessionObserver } from '../client/session.js';
 import type { LimitsConfig } from '../config/config.js';
 import { CLIENT_ERRORS, CLOSE_CODES, type DisconnectReason } from '../errors/catalogue.js';
 import type { ConnectionAdmission } from '../limits/admission.js';
@@ -25,6 +23,8 @@ import { SampledLog } from '../logging/sampled-log.js';
 import { monotonicMs } from '../market/time.js';
 import { CHANNELS, type Channel } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
+import type { ProductCatalogue } from '../session/requests.js';
+import { ClientSession, type SessionObserver } from '../session/session.js';
 import { Connection, type ConnectionContext, type SocketData } from './connection.js';
 import { FlowControl, type FlowControlOptions } from './flow-control.js';
 import { freePort } from './free-port.js';
@@ -34,9 +34,11 @@ import {
   type HttpReply,
   healthRoute,
   NOT_FOUND,
+  staticRoute,
   statusLine,
 } from './http-routes.js';
 import { PublishTally } from './publish-tally.js';
+import { loadStaticAssets, type StaticFile } from './static-assets.js';
 
 export interface TransportOptions {
   readonly host: string;
@@ -133,6 +135,8 @@ export class Transport {
   /** Shared by every connection of this transport (one object, not a closure per connection). */
   private readonly connectionContext: ConnectionContext;
   private readonly sessionObserver: SessionObserver;
+  /** The live page and its assets, read once: every thread's app serves them. */
+  private readonly assets: ReadonlyMap<string, StaticFile> = loadStaticAssets();
   private listenSocket: us_listen_socket | undefined;
   /** The port bound by listen(), reused when the accept guard reopens the listen socket. */
   private boundPort = 0;
@@ -556,6 +560,13 @@ export class Transport {
   private registerHttp(): void {
     const market = this.deps.market;
     this.app
+      // A plain GET; an upgrade on / goes to the WebSocket route.
+      .get('/', (res, req) =>
+        this.reply(res, staticRoute(this.assets.get('/'), req.getHeader('if-none-match'))),
+      )
+      .get('/assets/*', (res, req) =>
+        this.reply(res, staticRoute(this.assets.get(req.getUrl()), req.getHeader('if-none-match'))),
+      )
       .get('/healthz', (res) => this.reply(res, healthRoute(this.deps.healthy())))
       .get('/readyz', (res) =>
         this.answer(res, () => (this.draining ? DRAINING : market.http({ route: 'readyz' }))),
@@ -608,8 +619,9 @@ export class Transport {
     res.cork(() => {
       res
         .writeStatus(statusLine(result.status))
-        .writeHeader('Content-Type', result.contentType ?? 'application/json')
-        .end(result.body);
+        .writeHeader('Content-Type', result.contentType ?? 'application/json');
+      for (const name in result.headers) res.writeHeader(name, result.headers[name]!);
+      res.end(result.body);
     });
   }
 }

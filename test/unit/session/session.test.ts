@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { ProductCatalogue } from '../../../src/client/requests.js';
-import { type ClientConnection, ClientSession, type SessionObserver } from '../../../src/client/session.js';
 import type { Channel } from '../../../src/market/types.js';
+import type { ProductCatalogue } from '../../../src/session/requests.js';
+import { type ClientConnection, ClientSession, type SessionObserver } from '../../../src/session/session.js';
 
 type Entry =
   | { readonly kind: 'send'; readonly message: Record<string, unknown> }

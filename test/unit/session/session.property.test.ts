@@ -1,14 +1,14 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProductCatalogue } from '../../../src/client/requests.js';
+import { CLIENT_ERRORS } from '../../../src/errors/catalogue.js';
+import { CHANNELS, type Channel } from '../../../src/market/types.js';
+import type { ProductCatalogue } from '../../../src/session/requests.js';
 import {
   type ClientConnection,
   ClientSession,
   type SessionLimits,
   type SessionObserver,
-} from '../../../src/client/session.js';
-import { CLIENT_ERRORS } from '../../../src/errors/catalogue.js';
-import { CHANNELS, type Channel } from '../../../src/market/types.js';
+} from '../../../src/session/session.js';
 
 /**
  * Property-based tests of the inbound protocol handler: ClientSession driven with arbitrary text,

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import type { ClientError } from '../../../src/errors/catalogue.js';
 import {
   MAX_QUOTED_CHARS,
   type ProductCatalogue,
   parseRequest,
   type SubscriptionRequest,
-} from '../../../src/client/requests.js';
-import type { ClientError } from '../../../src/errors/catalogue.js';
+} from '../../../src/session/requests.js';
 
 const PRODUCTS = new Set(['BTC-USD', 'ETH-USD', 'ETH-EUR', 'ETH-BTC']);
 const catalogue: ProductCatalogue = { hasProduct: (id) => PRODUCTS.has(id) };

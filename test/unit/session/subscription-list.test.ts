@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Channel } from '../../../src/market/types.js';
 import {
   channelsOf,
   countOf,
@@ -8,8 +9,7 @@ import {
   type SubscriptionList,
   withoutSubscription,
   withSubscription,
-} from '../../../src/client/subscription-list.js';
-import type { Channel } from '../../../src/market/types.js';
+} from '../../../src/session/subscription-list.js';
 
 const build = (...pairs: Array<[Channel, string]>): SubscriptionList =>
   pairs.reduce((list, [channel, id]) => withSubscription(list, channel, id), NO_SUBSCRIPTIONS);
