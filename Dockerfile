@@ -8,7 +8,7 @@ FROM node:20.20.2-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.browser.json ./
 COPY src ./src
 COPY bench ./bench
 RUN npm run build
@@ -31,8 +31,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund \
     && npm cache clean --force
-# Only the gateway's own compiled code (not bench/), owned by root: the process cannot change it.
+# Only the gateway's own compiled code (not bench/) and the live page (its HTML and CSS, and the
+# browser build of its script and the client), owned by root: the process cannot change them.
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/browser ./dist/browser
+COPY --from=build /app/src/page/index.html /app/src/page/style.css ./src/page/
 USER 10001:10001
 # The gateway writes nothing but stdout: the root filesystem can be read-only. /tmp is the one
 # writable path declared for whatever a library might need (an emptyDir in the pod).

@@ -37,7 +37,7 @@ export function startAcceptGuard(
   const count = openDescriptorCounter();
   if (!budget || !count) {
     logger.warn(
-      'websocket accept guard off: the open-files limit or the count of open descriptors is unknown (no /proc); WS_MAX_CONNECTIONS is taken as given',
+      'accept guard off: the open-files limit or the count of open descriptors is unknown (no /proc); WS_MAX_CONNECTIONS is taken as given',
     );
     return undefined;
   }
@@ -76,7 +76,7 @@ export function startAcceptGuard(
       resumeAt: budget.resumeAt,
       reserve: budget.reserve,
     },
-    'websocket accept guard on',
+    'accept guard on',
   );
   return guard;
 }
