@@ -6,7 +6,8 @@ import { TestClient } from '../support/ws-client.js';
 /**
  * A real Prometheus server scrapes a running gateway (the built program, two worker threads), and
  * the runbook's query `/api/v1/query?query=ws_active_connections` answers with its connections.
- * The chart's ServiceMonitor scrapes each pod the same way, one target per pod.
+ * It scrapes ADMIN_PORT, as the chart's ServiceMonitor scrapes each pod's `admin` port, one target
+ * per pod; the runbook's in-cluster `curl http://api:8080/metrics` reads the same figures on PORT.
  */
 
 const CLIENTS = 3;
@@ -32,7 +33,7 @@ beforeAll(async () => {
     await client.next((m) => m.type === 'subscriptions');
     clients.push(client);
   }
-  prometheus = await startPrometheus([`127.0.0.1:${gateway.port}`]);
+  prometheus = await startPrometheus([`127.0.0.1:${gateway.adminPort}`]);
 }, 60_000);
 
 afterAll(async () => {
@@ -48,7 +49,7 @@ describe('a real Prometheus scraping the gateway', () => {
       const active = (body as { data: { activeTargets: Target[] } }).data.activeTargets;
       return active.find((t) => t.health === 'up');
     });
-    expect(target.labels).toMatchObject({ job: 'api', instance: `127.0.0.1:${gateway.port}` });
+    expect(target.labels).toMatchObject({ job: 'api', instance: `127.0.0.1:${gateway.adminPort}` });
   }, 40_000);
 
   it("answers the runbook's query with the gateway's open connections, over its worker threads", async () => {
@@ -62,4 +63,9 @@ describe('a real Prometheus scraping the gateway', () => {
     expect(results[0]!.value[1]).toBe(String(CLIENTS));
     console.log(`Prometheus: ${query} -> ${JSON.stringify(results)}`);
   }, 40_000);
+
+  it("PORT serves the same figure as ADMIN_PORT, for the runbook's curl http://api:8080/metrics", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${gateway.port}/metrics`)).text();
+    expect(text).toMatch(new RegExp(`^ws_active_connections ${CLIENTS}$`, 'm'));
+  });
 });

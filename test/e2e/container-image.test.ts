@@ -108,10 +108,15 @@ describe.runIf(dockerImage === undefined)('the runtime stage reproduced', () => 
     const top = [...new Set(files.map((file) => file.split('/')[0]))].sort();
     expect(top).toEqual(['dist', 'node_modules', 'package-lock.json', 'package.json', 'src']);
     expect(
-      files.filter((f) => f.startsWith('dist/') && !f.startsWith('dist/src/') && !f.startsWith('dist/browser/')),
+      files.filter(
+        (f) => f.startsWith('dist/') && !f.startsWith('dist/src/') && !f.startsWith('dist/browser/'),
+      ),
     ).toEqual([]);
     // The live page's HTML and CSS are the only sources: nothing else under src/.
-    expect(files.filter((f) => f.startsWith('src/')).sort()).toEqual(['src/page/index.html', 'src/page/style.css']);
+    expect(files.filter((f) => f.startsWith('src/')).sort()).toEqual([
+      'src/page/index.html',
+      'src/page/style.css',
+    ]);
     expect(files.filter((f) => f.startsWith('dist/') && f.endsWith('.ts'))).toEqual([]);
     const modules = new Set(files.filter((f) => f.startsWith('node_modules/')).map((f) => f.split('/')[1]));
     for (const name of Object.keys(pkg.dependencies)) expect(modules, name).toContain(name);
