@@ -31,37 +31,54 @@ export async function spawnGateway(
   wrapper: readonly string[] = [],
 ): Promise<GatewayProcess> {
   const command = [...wrapper, process.execPath, ...GATEWAY_NODE_OPTIONS, MAIN];
+  const started = startTracked('gateway', command, {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    ADMIN_PORT: '0',
+    SIM_SEED: '7',
+    ...RELAXED_LIMITS,
+    ...env,
+  });
+  const listening = await started.outputLine('"msg":"listening"', 'listening');
+  const { port, adminPort } = JSON.parse(listening) as { port: number; adminPort: number };
+  return { ...started, port, adminPort };
+}
+
+/** A child process that none may outlive, its output collected, and a wait for a line of it. */
+function startTracked(name: string, command: readonly string[], env: Record<string, string>) {
   const child = spawn(command[0]!, command.slice(1), {
-    env: {
-      PATH: process.env.PATH,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      ADMIN_PORT: '0',
-      SIM_SEED: '7',
-      ...RELAXED_LIMITS,
-      ...env,
-    },
+    env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
   child.once('exit', () => children.delete(child));
   let out = '';
   let err = '';
+  child.stdout!.on('data', (chunk) => {
+    out += chunk;
+  });
   child.stderr!.on('data', (chunk) => {
     err += chunk;
   });
   const exit = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
-  const { port, adminPort } = await new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
-    child.stdout!.on('data', (chunk) => {
-      out += chunk;
-      for (const line of out.split('\n')) {
-        if (!line.includes('"msg":"listening"')) continue;
-        resolve(JSON.parse(line) as { port: number; adminPort: number });
-      }
+  /** Resolves with the first stdout line containing `marker`; rejects if the child exits first. */
+  const outputLine = (marker: string, what: string) =>
+    new Promise<string>((resolve, reject) => {
+      const look = () => {
+        // Complete lines only: a chunk may end inside one.
+        const line = out
+          .split('\n')
+          .slice(0, -1)
+          .find((l) => l.includes(marker));
+        if (line === undefined) return false;
+        child.stdout!.off('data', look);
+        resolve(line);
+        return true;
+      };
+      if (!look()) child.stdout!.on('data', look);
+      void exit.then(({ code }) => reject(new Error(`${name} exited (${code}) before ${what}: ${err}`)));
     });
-    void exit.then(({ code }) => reject(new Error(`gateway exited (${code}) before listening: ${err}`)));
-  });
-  return { child, port, adminPort, stdout: () => out, stderr: () => err, exited: () => exit };
+  return { child, stdout: () => out, stderr: () => err, exited: () => exit, outputLine };
 }
 
 /** Runs the built gateway to completion (for configuration errors). */
@@ -88,24 +105,10 @@ export interface PublisherProcess {
 
 /** Runs `matchbook-gateway publish` as users do and resolves once it logs that it is publishing. */
 export async function spawnPublisher(env: Record<string, string>): Promise<PublisherProcess> {
-  const child = spawn(process.execPath, [MAIN, 'publish'], {
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const started = startTracked('publisher', [process.execPath, MAIN, 'publish'], {
+    LOG_LEVEL: 'info',
+    ...env,
   });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (chunk) => {
-    err += chunk;
-  });
-  const exit = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk) => {
-      out += chunk;
-      if (out.includes('"msg":"publishing"')) resolve();
-    });
-    void exit.then(({ code }) => reject(new Error(`publisher exited (${code}) before publishing: ${err}`)));
-  });
-  return { child, stdout: () => out, exited: () => exit };
+  await started.outputLine('"msg":"publishing"', 'publishing');
+  return { child: started.child, stdout: started.stdout, exited: started.exited };
 }
