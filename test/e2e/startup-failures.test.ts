@@ -1,46 +1,20 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { MAIN } from '../support/process.js';
+import { killTracked, MAIN, type Outcome, runNode } from '../support/process.js';
 
-interface Outcome {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Children still running when a test ends (a start that hangs, before the fix): killed then. */
-const running = new Set<ChildProcess>();
-
-async function run(args: readonly string[], env: Record<string, string>): Promise<Outcome> {
-  const child = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  child.once('exit', () => running.delete(child));
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr!.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
-  return { code, signal, stdout, stderr };
+function run(args: readonly string[], env: Record<string, string>): Promise<Outcome> {
+  return runNode(args, { HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
 }
 
 const ABORTED = /uv_loop_close|Assertion|Aborted|core dumped/;
 
 let blocker: Server | undefined;
 afterEach(async () => {
-  for (const child of running) child.kill('SIGKILL');
+  killTracked();
   if (blocker) {
     blocker.close();
     await once(blocker, 'close');

@@ -81,20 +81,28 @@ function startTracked(name: string, command: readonly string[], env: Record<stri
   return { child, stdout: () => out, stderr: () => err, exited: () => exit, outputLine };
 }
 
+export interface Outcome {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a Node.js script (the built gateway by default) to completion, with its output. */
+export async function runNode(args: readonly string[], env: Record<string, string>): Promise<Outcome> {
+  const started = startTracked(String(args[0]), [process.execPath, ...args], env);
+  const { code, signal } = await started.exited();
+  return { code, signal, stdout: started.stdout(), stderr: started.stderr() };
+}
+
 /** Runs the built gateway to completion (for configuration errors). */
-export async function runGateway(
-  env: Record<string, string>,
-): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH, ADMIN_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  const [code] = await once(child, 'exit');
-  return { code, stderr };
+export function runGateway(env: Record<string, string>): Promise<Outcome> {
+  return runNode([MAIN], { ADMIN_PORT: '0', ...env });
+}
+
+/** Kills every child still running, for tests whose child may hang (a start that never settles). */
+export function killTracked(): void {
+  for (const child of children) child.kill('SIGKILL');
 }
 
 export interface PublisherProcess {
