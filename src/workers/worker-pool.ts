@@ -44,6 +44,8 @@ interface Slot {
   readonly admitted: Map<string, number>;
   /** Topics this worker has subscribers on, with the latest grant it was given for each. */
   readonly grants: Map<string, number>;
+  /** Ids of the metrics collections awaiting its answer, ended without it if it exits. */
+  readonly collecting: Set<number>;
   listening: boolean;
   /** Its loop is stuck: it gets no batches and is being (or could not be) replaced. */
   stalled: boolean;
@@ -271,6 +273,7 @@ export class WorkerPool implements PublicationSink {
       worker,
       admitted: new Map(),
       grants: new Map(),
+      collecting: new Set(),
       listening: false,
       stalled: false,
       lastTick: 0,
@@ -325,6 +328,7 @@ export class WorkerPool implements PublicationSink {
     for (const [clientIp, count] of slot.admitted)
       for (let i = 0; i < count; i++) this.market.gate.release(clientIp);
     slot.admitted.clear();
+    for (const id of [...slot.collecting]) this.collections.get(id)?.(undefined);
     for (const topic of [...slot.grants.keys()]) this.releaseTopic(slot, topic);
     if (this.stopping || this.slots[index] !== slot || (this.starting && !slot.listening)) return;
     if (!slot.stalled) {
@@ -421,15 +425,14 @@ export class WorkerPool implements PublicationSink {
     const id = ++this.nextCollection;
     return new Promise((resolve) => {
       const timer = setTimeout(() => finish(undefined), COLLECT_TIMEOUT_MS);
-      const onExit = () => finish(undefined);
       const finish = (json: MetricsJson | undefined) => {
         clearTimeout(timer);
-        slot.worker.off('exit', onExit);
+        slot.collecting.delete(id);
         this.collections.delete(id);
         resolve(json);
       };
       this.collections.set(id, finish);
-      slot.worker.once('exit', onExit);
+      slot.collecting.add(id);
       slot.worker.postMessage({ kind: 'collect', id } satisfies MainToWorker);
     });
   }

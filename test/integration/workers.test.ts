@@ -32,23 +32,38 @@ function expectConsecutive(messages: Message[]): number {
 }
 
 /**
- * After a worker fault: waits on every client for its socket to close (the faulty worker's clients)
- * or for another update (up to `waitMs`), and splits them into the closed and the still open.
+ * After a worker fault: splits the clients into the faulty worker's (their sockets close) and the
+ * others, which show it by receiving an l2update newer than the hub's sequence read now — one the
+ * faulty worker, stopped before this call, cannot have sent. (An update already buffered, or one
+ * in flight from the faulty worker, proves nothing: its socket may close a moment later.)
  */
 async function splitByFault(
+  gateway: TestGateway,
   clients: readonly TestClient[],
+  productId: string,
   waitMs: number,
 ): Promise<{ closedOnes: TestClient[]; survivors: TestClient[] }> {
+  const { sequence: after } = (await gateway.getJson<{ sequence: number }>(`/products/${productId}/book`))
+    .body;
   const closedOnes: TestClient[] = [];
+  const survivors: TestClient[] = [];
   await Promise.all(
-    clients.map((c) =>
-      Promise.race([
-        c.closed.then(() => closedOnes.push(c)),
-        c.next((m) => m.type === 'l2update' && (m.sequence as number) > 0, waitMs).then(() => undefined),
-      ]),
-    ),
+    clients.map(async (c) => {
+      if (c.socket.readyState === c.socket.OPEN) {
+        try {
+          await c.next((m) => m.type === 'l2update' && (m.sequence as number) > after, waitMs);
+          survivors.push(c);
+          return;
+        } catch (error) {
+          // Rejected because the socket closed while waiting, or a timeout on an open one (a failure).
+          if (c.socket.readyState === c.socket.OPEN) throw error;
+        }
+      }
+      await c.closed;
+      closedOnes.push(c);
+    }),
   );
-  return { closedOnes, survivors: clients.filter((c) => c.socket.readyState === c.socket.OPEN) };
+  return { closedOnes, survivors };
 }
 
 describe.each([2, 3])('WS_WORKER_THREADS=%i', (threads) => {
@@ -181,7 +196,7 @@ describe('a worker that dies', () => {
       if (s.status === 'rejected') expect(String(s.reason)).toMatch(/ECONNRESET|socket hang up/);
     expect(restartMs).toBeLessThan(1_000);
     // The dead worker's clients see their sockets closed; wait for that event on each of them.
-    const { closedOnes, survivors } = await splitByFault(clients, 3_000);
+    const { closedOnes, survivors } = await splitByFault(gw, clients, 'ETH-USD', 3_000);
     expect(closedOnes.length).toBeGreaterThan(0);
     expect(survivors.length + closedOnes.length).toBe(30);
     // Survivors keep receiving: consume another stretch of the stream from each open client.
@@ -213,7 +228,7 @@ describe('a worker whose event loop is stuck', () => {
 
     const restartMs = await gw.gateway.injectWorkerFault(0, 'hang');
     expect(restartMs).toBeLessThan(1_000);
-    const { closedOnes, survivors } = await splitByFault(clients, 5_000);
+    const { closedOnes, survivors } = await splitByFault(gw, clients, 'ETH-USD', 5_000);
     expect(closedOnes.length).toBeGreaterThan(0);
     expect(survivors.length + closedOnes.length).toBe(30);
     await Promise.all(survivors.map((c) => c.next((m) => m.type === 'l2update')));
