@@ -26,6 +26,7 @@ export const RELAXED_LIMITS = {
   WS_CONNECT_RATE_PER_IP: '100000',
   WS_CONNECT_BURST_PER_IP: '100000',
   WS_MAX_CONNECTIONS_PER_IP: '100000',
+  REST_RATE_LIMIT_PER_SEC: '0',
 } as const;
 
 /** Starts a real gateway (real uWS, port 0) in this process with the given environment (and logger). */
