@@ -10,12 +10,15 @@ import { COINBASE_TIMINGS, Hub, type PublicationSink } from './hub/hub.js';
 import { admissionTableCapacity, ConnectionAdmission } from './limits/admission.js';
 import { ConnectRateLimiter, type RateDecision } from './limits/rate-limits.js';
 import { connectClusterLimits } from './limits/redis-limits.js';
+import { RestRateLimiter } from './limits/rest-rate-limit.js';
 import { SharedCounterTable } from './limits/shared-counters.js';
 import { startAcceptGuard } from './limits/start-accept-guard.js';
 import { SampledLog } from './logging/sampled-log.js';
+import { monotonicMs } from './market/time.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
 import {
   answerHttp,
+  answerLimited,
   DRAINING,
   type HttpQuery,
   type HttpReply,
@@ -202,7 +205,15 @@ export async function startGateway(
       return hub.notReadyReason();
     },
   };
-  const http = (query: HttpQuery): HttpReply => answerHttp(query, hub, readiness);
+  // Every REST request is answered here, on the main thread (worker threads forward them), so
+  // one limiter holds each address's bucket for the whole process.
+  const restLimit = config.restRateLimit && new RestRateLimiter(config.restRateLimit);
+  const restRefused = (reason: 'rate_limited' | 'table_full') =>
+    metrics.httpRejectedTotal.labels(reason).inc();
+  const http = restLimit
+    ? (query: HttpQuery): HttpReply =>
+        answerLimited(query, hub, readiness, restLimit, monotonicMs(), restRefused)
+    : (query: HttpQuery): HttpReply => answerHttp(query, hub, readiness);
 
   const parts: MarketParts = { hub, http, metrics, logger, admissionTable, gate };
   // The feed starts before anything listens, so the first answer to any client (status channel,

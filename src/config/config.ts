@@ -353,6 +353,23 @@ export const CONFIG_VARIABLES = {
     'Largest frame a client may send; a larger one gets message_too_big and close 1009.',
     integer(512, 1_048_576),
   ),
+  // REST rate limit per client address (issue 16): its own block.
+  REST_RATE_LIMIT_PER_SEC: variable(
+    '10',
+    'a number from 0 (off) to 100000; fractions allowed (0.5 = one request every 2 s)',
+    'REST market-data requests per client IP per second, sustained (token bucket, exact across worker threads); past it 429 with Retry-After.',
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, 'not a number')
+      .transform(Number)
+      .pipe(z.number().min(0).max(100_000)),
+  ),
+  REST_RATE_LIMIT_BURST: variable(
+    '15',
+    'an integer from 1 to 100000, at least REST_RATE_LIMIT_PER_SEC',
+    'REST market-data requests per client IP allowed in a burst (the token bucket size).',
+    integer(1, 100_000),
+  ),
 } as const;
 
 type Variables = typeof CONFIG_VARIABLES;
@@ -389,6 +406,13 @@ export interface GatewayConfig {
   readonly maxPayloadBytes: number;
   readonly flowControl: FlowControlConfig;
   readonly limits: LimitsConfig;
+  /** REST market-data requests per client IP; undefined when REST_RATE_LIMIT_PER_SEC is 0. */
+  readonly restRateLimit: RestRateLimitConfig | undefined;
+}
+
+export interface RestRateLimitConfig {
+  readonly perSecond: number;
+  readonly burst: number;
 }
 
 export interface LimitsConfig {
@@ -457,6 +481,7 @@ export function loadConfig(
     ['WS_CONNECT_RATE_PER_IP', 'WS_CONNECT_BURST_PER_IP'],
     ['WS_SUBSCRIBE_RATE', 'WS_SUBSCRIBE_BURST'],
     ['WS_MESSAGE_RATE', 'WS_MESSAGE_BURST'],
+    ['REST_RATE_LIMIT_PER_SEC', 'REST_RATE_LIMIT_BURST'],
   ] as const) {
     const r = values[rate] as number | undefined;
     const b = values[burst] as number | undefined;
@@ -533,6 +558,10 @@ export function loadConfig(
         maxSubscriptions: v.WS_MAX_SUBSCRIPTIONS,
         maxLifetimeMinutes: v.WS_MAX_LIFETIME_MIN,
       },
+      restRateLimit:
+        v.REST_RATE_LIMIT_PER_SEC === 0
+          ? undefined
+          : { perSecond: v.REST_RATE_LIMIT_PER_SEC, burst: v.REST_RATE_LIMIT_BURST },
     },
   };
 }

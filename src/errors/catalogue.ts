@@ -31,6 +31,19 @@ export const CLIENT_ERRORS = {
   slowConsumer: { code: 'slow_consumer', message: 'ErrSlowConsume' },
 } as const satisfies Record<string, ClientErrorSpec>;
 
+/**
+ * Refusals of plain HTTP requests on PORT, answered as `{"message", "code"}` (the Coinbase REST
+ * shape plus our stable code, also the reason label of ws_http_rejected_total).
+ */
+export const HTTP_ERRORS = {
+  /** Coinbase's text for its public REST limit (429). */
+  rateLimited: { code: 'rate_limited', message: 'Public rate limit exceeded' },
+  /** The REST limiter holds as many addresses as it may, all of them active (503). */
+  tableFull: { code: 'table_full', message: 'Service Unavailable' },
+  /** /metrics, /healthz or /readyz asked through a proxy: served to direct requests only (403). */
+  privateEndpoint: { code: 'private_endpoint', message: 'Forbidden' },
+} as const satisfies Record<string, ClientErrorSpec>;
+
 export interface ClientError {
   readonly spec: ClientErrorSpec;
   readonly reason: string;

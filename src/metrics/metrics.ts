@@ -9,6 +9,7 @@ export interface GatewayMetrics {
   readonly activeConnections: Gauge;
   readonly connectionsTotal: Counter;
   readonly connectionsRejectedTotal: Counter<'reason'>;
+  readonly httpRejectedTotal: Counter<'reason'>;
   readonly disconnectionsTotal: Counter<'reason'>;
   readonly messagesSentTotal: Counter<'channel'>;
   readonly subscriptions: Gauge<'channel'>;
@@ -89,6 +90,12 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
     connectionsRejectedTotal: new Counter({
       name: 'ws_connections_rejected_total',
       help: 'WebSocket upgrades refused, by reason (max_connections, per_ip_limit, connect_rate, table_full, draining, bad_address).',
+      labelNames: ['reason'],
+      registers,
+    }),
+    httpRejectedTotal: new Counter({
+      name: 'ws_http_rejected_total',
+      help: 'Plain HTTP requests on PORT refused, by reason (rate_limited: 429, table_full: 503, private_endpoint: 403).',
       labelNames: ['reason'],
       registers,
     }),

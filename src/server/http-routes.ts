@@ -1,3 +1,4 @@
+import { HTTP_ERRORS } from '../errors/catalogue.js';
 import type { StaticFile } from './static-assets.js';
 
 /**
@@ -24,22 +25,43 @@ export interface Readiness {
   notReadyReason(): string | undefined;
 }
 
-/** A parsed HTTP request the transport cannot answer by itself: the market state lives with the hub. */
+/**
+ * A parsed HTTP request the transport cannot answer by itself: the market state lives with the hub.
+ * The REST market-data routes carry the client's address (as the upgrade resolves it) for the
+ * REST rate limit, which is decided where they are answered.
+ */
 export type HttpQuery =
-  | { readonly route: 'products' }
+  | { readonly route: 'products'; readonly clientIp: string }
   | {
       readonly route: 'product';
+      readonly clientIp: string;
       readonly productId: string;
       readonly resource: string;
       readonly level: string;
     }
   | { readonly route: 'readyz' };
 
+/** The REST rate limit as answerLimited needs it (RestRateLimiter). */
+export interface RestLimit {
+  take(
+    clientIp: string,
+    nowMs: number,
+  ):
+    | { readonly allowed: true }
+    | {
+        readonly allowed: false;
+        readonly reason: 'rate_limited' | 'table_full';
+        readonly retryAfterSeconds: number;
+      };
+}
+
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
   304: '304 Not Modified',
   400: '400 Bad Request',
+  403: '403 Forbidden',
   404: '404 Not Found',
+  429: '429 Too Many Requests',
   503: '503 Service Unavailable',
 };
 
@@ -51,6 +73,13 @@ const json = (status: number, value: unknown): HttpReply => ({ status, body: JSO
 
 export const NOT_FOUND: HttpReply = json(404, { message: 'NotFound' });
 export const DRAINING: HttpReply = json(503, { status: 'not_ready', reason: 'draining' });
+/** /metrics, /healthz or /readyz on PORT through a proxy (see limits/forwarded-request.ts). */
+export const PRIVATE_ENDPOINT: HttpReply = json(403, {
+  message: HTTP_ERRORS.privateEndpoint.message,
+  code: HTTP_ERRORS.privateEndpoint.code,
+  reason: 'served to direct requests only, not through a proxy',
+});
+export const BAD_ADDRESS: HttpReply = json(400, { message: 'unreadable client address' });
 
 export function healthRoute(healthy: boolean): HttpReply {
   return healthy
@@ -79,6 +108,33 @@ export function answerHttp(query: HttpQuery, views: MarketViews, readiness: Read
         : json(503, { status: 'not_ready', reason });
     }
   }
+}
+
+/**
+ * answerHttp behind the REST rate limit: the market-data routes take a token of their client's
+ * bucket first (readiness is never limited). Called on the thread that answers REST requests.
+ */
+export function answerLimited(
+  query: HttpQuery,
+  views: MarketViews,
+  readiness: Readiness,
+  limit: RestLimit,
+  nowMs: number,
+  refused: (reason: 'rate_limited' | 'table_full') => void,
+): HttpReply {
+  if (query.route !== 'readyz') {
+    const decision = limit.take(query.clientIp, nowMs);
+    if (!decision.allowed) {
+      refused(decision.reason);
+      const spec = decision.reason === 'rate_limited' ? HTTP_ERRORS.rateLimited : HTTP_ERRORS.tableFull;
+      return {
+        status: decision.reason === 'rate_limited' ? 429 : 503,
+        body: JSON.stringify({ message: spec.message, code: spec.code }),
+        headers: { 'Retry-After': String(decision.retryAfterSeconds) },
+      };
+    }
+  }
+  return answerHttp(query, views, readiness);
 }
 
 function productRoute(views: MarketViews, productId: string, resource: string, level: string): HttpReply {

@@ -9,7 +9,7 @@ import type {
 } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { LimitsConfig } from '../config/config.js';
-import { CLIENT_ERRORS, CLOSE_CODES, type DisconnectReason } from '../errors/catalogue.js';
+import { CLIENT_ERRORS, CLOSE_CODES, type DisconnectReason, HTTP_ERRORS } from '../errors/catalogue.js';
 import type { ConnectionAdmission } from '../limits/admission.js';
 import {
   appendForwardedLine,
@@ -18,6 +18,7 @@ import {
   parseIp,
   resolveClientAddress,
 } from '../limits/client-address.js';
+import { isForwardingHeader } from '../limits/forwarded-request.js';
 import { InboundRateLimiter } from '../limits/rate-limits.js';
 import { SampledLog } from '../logging/sampled-log.js';
 import { monotonicMs } from '../market/time.js';
@@ -29,11 +30,13 @@ import { Connection, type ConnectionContext, type SocketData } from './connectio
 import { FlowControl, type FlowControlOptions } from './flow-control.js';
 import { freePort } from './free-port.js';
 import {
+  BAD_ADDRESS,
   DRAINING,
   type HttpQuery,
   type HttpReply,
   healthRoute,
   NOT_FOUND,
+  PRIVATE_ENDPOINT,
   staticRoute,
   statusLine,
 } from './http-routes.js';
@@ -567,24 +570,66 @@ export class Transport {
       .get('/assets/*', (res, req) =>
         this.reply(res, staticRoute(this.assets.get(req.getUrl()), req.getHeader('if-none-match'))),
       )
-      .get('/healthz', (res) => this.reply(res, healthRoute(this.deps.healthy())))
-      .get('/readyz', (res) =>
-        this.answer(res, () => (this.draining ? DRAINING : market.http({ route: 'readyz' }))),
-      )
-      .get('/metrics', (res) => this.answer(res, () => market.metrics()))
-      .get('/products', (res) => this.answer(res, () => market.http({ route: 'products' })))
+      .get('/healthz', (res, req) => {
+        if (this.refusedAsForwarded(res, req)) return;
+        this.reply(res, healthRoute(this.deps.healthy()));
+      })
+      .get('/readyz', (res, req) => {
+        if (this.refusedAsForwarded(res, req)) return;
+        this.answer(res, () => (this.draining ? DRAINING : market.http({ route: 'readyz' })));
+      })
+      .get('/metrics', (res, req) => {
+        if (this.refusedAsForwarded(res, req)) return;
+        this.answer(res, () => market.metrics());
+      })
+      .get('/products', (res, req) => {
+        const clientIp = this.clientIp(res, req);
+        if (clientIp === undefined) return;
+        this.answer(res, () => market.http({ route: 'products', clientIp }));
+      })
       .get('/products/:id', (res, req) => {
+        const clientIp = this.clientIp(res, req);
+        if (clientIp === undefined) return;
         const productId = req.getParameter(0);
-        this.answer(res, () => market.http({ route: 'product', productId, resource: '', level: '' }));
+        this.answer(res, () =>
+          market.http({ route: 'product', clientIp, productId, resource: '', level: '' }),
+        );
       })
       .get('/products/:id/:resource', (res, req) => {
         // uWS requests live only during this callback: copy what is needed before any await.
+        const clientIp = this.clientIp(res, req);
+        if (clientIp === undefined) return;
         const productId = req.getParameter(0);
         const resource = req.getParameter(1);
         const level = req.getQuery('level') ?? '';
-        this.answer(res, () => market.http({ route: 'product', productId, resource, level }));
+        this.answer(res, () => market.http({ route: 'product', clientIp, productId, resource, level }));
       })
       .any('/*', (res) => this.reply(res, NOT_FOUND));
+  }
+
+  /**
+   * The private endpoints on PORT answer direct requests only: one through a proxy (the ingress)
+   * gets 403 private_endpoint. ADMIN_PORT, which no Ingress routes, serves them to anyone.
+   */
+  private refusedAsForwarded(res: HttpResponse, req: HttpRequest): boolean {
+    let forwarded = false;
+    req.forEach((name) => {
+      if (isForwardingHeader(name)) forwarded = true;
+    });
+    if (!forwarded) return false;
+    this.deps.metrics.httpRejectedTotal.labels(HTTP_ERRORS.privateEndpoint.code).inc();
+    this.reply(res, PRIVATE_ENDPOINT);
+    return true;
+  }
+
+  /** The REST client's address, resolved as for upgrades; undefined (after answering 400) if unreadable. */
+  private clientIp(res: HttpResponse, req: HttpRequest): string | undefined {
+    const peer = fromUwsAddress(res.getRemoteAddress());
+    if (!peer) {
+      this.reply(res, BAD_ADDRESS);
+      return undefined;
+    }
+    return formatIp(resolveClientAddress(peer, forwardedFor(req), this.options.limits.trustedProxies));
   }
 
   /** Answers now if the reply is ready, or later with uWS's abort handling if it is a promise. */

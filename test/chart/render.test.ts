@@ -85,6 +85,46 @@ describe.each(valueSets)('helm chart with %s', (_label, args) => {
   });
 });
 
+describe.each(valueSets)('public port, private data (issue 16) with %s', (_label, args) => {
+  it("the Ingress routes only / (Prefix) to the Service's http port: never the admin port, no snippets", async () => {
+    const objects = await render(args);
+    const ingresses = objects.filter((o) => o.kind === 'Ingress') as Array<
+      K8sObject & {
+        metadata: { annotations?: Record<string, string> };
+        spec: {
+          rules: Array<{
+            http: { paths: Array<{ path: string; pathType: string; backend: { service: unknown } }> };
+          }>;
+        };
+      }
+    >;
+    expect(ingresses).toHaveLength(1);
+    const [ingress] = ingresses;
+    const paths = ingress!.spec.rules.flatMap((rule) => rule.http.paths);
+    // /metrics, /healthz and /readyz travel this path too: the gateway refuses them there (403
+    // private_endpoint) because ingress-nginx adds X-Forwarded-For and X-Real-IP to every request.
+    expect(paths).toEqual([
+      { path: '/', pathType: 'Prefix', backend: { service: { name: 'api', port: { name: 'http' } } } },
+    ]);
+    // A snippet could serve anything from the controller; many clusters disable them anyway.
+    expect(Object.keys(ingress!.metadata.annotations ?? {}).filter((name) => /snippet/i.test(name))).toEqual(
+      [],
+    );
+  });
+
+  it('the probes and the ServiceMonitor use the admin port, which serves direct and forwarded requests alike', async () => {
+    const objects = await render(args);
+    const container = gateway(objects);
+    for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe])
+      expect(probe.httpGet.port).toBe('admin');
+    const monitor = objects.find((o) => o.kind === 'ServiceMonitor') as
+      | (K8sObject & { spec: { endpoints: Array<{ port: string; path: string }> } })
+      | undefined;
+    if (monitor)
+      expect(monitor.spec.endpoints).toEqual([expect.objectContaining({ port: 'admin', path: '/metrics' })]);
+  });
+});
+
 describe('the names, ports and annotations the runbook uses (default values)', () => {
   it('Deployment api and Service api with port 8080 named http, and the admin port', () => {
     const service = find(defaults, 'Service', 'api') as K8sObject & {

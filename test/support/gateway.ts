@@ -26,6 +26,7 @@ export const RELAXED_LIMITS = {
   WS_CONNECT_RATE_PER_IP: '100000',
   WS_CONNECT_BURST_PER_IP: '100000',
   WS_MAX_CONNECTIONS_PER_IP: '100000',
+  REST_RATE_LIMIT_PER_SEC: '0',
 } as const;
 
 /** Starts a real gateway (real uWS, port 0) in this process with the given environment (and logger). */
@@ -75,17 +76,27 @@ export function readMetric(text: string, name: string, labels = ''): number | un
   return undefined;
 }
 
-/** GET over a fresh TCP connection, so the kernel may route it to any worker (no keep-alive reuse). */
-export async function getFresh(url: string): Promise<{ status: number; body: string }> {
+/**
+ * GET over a fresh TCP connection, so the kernel may route it to any worker (no keep-alive reuse),
+ * with `headers` added (forwarding headers, as a proxy sends them).
+ */
+export async function getFresh(
+  url: string,
+  headers: Readonly<Record<string, string>> = {},
+): Promise<{
+  status: number;
+  body: string;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+}> {
   const { request } = await import('node:http');
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+    const req = request(url, { agent: false, headers: { ...headers, connection: 'close' } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk) => {
         body += chunk;
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
     });
     req.on('error', reject);
     req.end();

@@ -354,3 +354,27 @@ describe('ADMIN_PORT and the open-files limit', () => {
     );
   });
 });
+
+describe('REST rate limit (issue 16)', () => {
+  it("defaults to Coinbase's public REST limit, 10 requests per second in bursts of 15", () => {
+    expect(config({}).restRateLimit).toEqual({ perSecond: 10, burst: 15 });
+  });
+
+  it('REST_RATE_LIMIT_PER_SEC=0 turns it off; fractions are accepted', () => {
+    expect(config({ REST_RATE_LIMIT_PER_SEC: '0' }).restRateLimit).toBeUndefined();
+    expect(config({ REST_RATE_LIMIT_PER_SEC: '0.5', REST_RATE_LIMIT_BURST: '3' }).restRateLimit).toEqual({
+      perSecond: 0.5,
+      burst: 3,
+    });
+  });
+
+  it('refuses bad values and a burst below the rate, naming the variable and what it accepts', () => {
+    expect(errors({ REST_RATE_LIMIT_PER_SEC: '-1', REST_RATE_LIMIT_BURST: '0' })).toEqual([
+      'REST_RATE_LIMIT_PER_SEC="-1" is invalid (not a number): expected a number from 0 (off) to 100000; fractions allowed (0.5 = one request every 2 s)',
+      'REST_RATE_LIMIT_BURST="0" is invalid (Too small: expected number to be >=1): expected an integer from 1 to 100000, at least REST_RATE_LIMIT_PER_SEC',
+    ]);
+    expect(errors({ REST_RATE_LIMIT_PER_SEC: '20', REST_RATE_LIMIT_BURST: '15' })).toEqual([
+      'REST_RATE_LIMIT_BURST="15" is invalid (below REST_RATE_LIMIT_PER_SEC=20): expected an integer from 1 to 100000, at least REST_RATE_LIMIT_PER_SEC',
+    ]);
+  });
+});
