@@ -33,13 +33,15 @@ export interface ScenarioOptions {
 
 /**
  * Every load client connects from 127.0.0.1, so the gateway's per-IP admission limits (meant for
- * one client each behind the ingress) would refuse most of the benchmark's connections with 429.
- * Raised out of the way; a gateway that does not know these variables ignores them.
+ * one client each behind the ingress) would refuse most of the benchmark's connections, and its
+ * REST requests, with 429. Out of the way (REST_RATE_LIMIT_PER_SEC=0 turns that limit off); a
+ * gateway that does not know these variables ignores them.
  */
 export const ONE_IP_LIMITS: Readonly<Record<string, string>> = {
   WS_MAX_CONNECTIONS_PER_IP: '1000000',
   WS_CONNECT_RATE_PER_IP: '100000',
   WS_CONNECT_BURST_PER_IP: '100000',
+  REST_RATE_LIMIT_PER_SEC: '0',
 };
 
 /** What is kept from each /metrics sample. */
