@@ -25,7 +25,7 @@ import { CHANNELS, type Channel } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { ProductCatalogue } from '../session/requests.js';
 import { ClientSession, type SessionObserver } from '../session/session.js';
-import { Connection, type ConnectionContext, type SocketData } from './connection.js';
+import { Connection, type ConnectionContext, OutboundBytes, type SocketData } from './connection.js';
 import { FlowControl, type FlowControlOptions } from './flow-control.js';
 import { freePort } from './free-port.js';
 import {
@@ -134,6 +134,7 @@ export class Transport {
   private readonly flow: FlowControl<Connection>;
   /** Shared by every connection of this transport (one object, not a closure per connection). */
   private readonly connectionContext: ConnectionContext;
+  private readonly outbound = new OutboundBytes();
   private readonly sessionObserver: SessionObserver;
   /** The live page and its assets, read once: every thread's app serves them. */
   private readonly assets: ReadonlyMap<string, StaticFile> = loadStaticAssets();
@@ -173,6 +174,8 @@ export class Transport {
       resumedSent: metrics.messagesSentTotal.labels('resumed'),
       sentByChannel: this.sentByChannel,
       errorSent: this.sessionObserver.errorSent,
+      maxBackpressureBytes: options.flowControl.maxBackpressureBytes,
+      outbound: this.outbound,
     };
     this.rejections = new SampledLog(deps.logger);
     this.handlerErrors = new SampledLog(deps.logger);
@@ -246,6 +249,7 @@ export class Transport {
       for (const connection of [...captured]) this.flow.capture(connection, topic, channel, payload);
     const subscribers = this.app.numSubscribers(topic);
     if (subscribers === 0) return;
+    this.outbound.add(payload.length);
     this.app.publish(topic, payload, false, false);
     this.publishTally.published(channel, subscribers, receivedAtEpochMs);
   }
@@ -336,8 +340,8 @@ export class Transport {
       close: (ws, code) => {
         const connection = ws.getUserData().connection;
         connection.closed = true;
-        // Closed by uWS at maxBackpressure (while slow, or before a sweep found it slow): a
-        // slow-consumer disconnect too, not a network error.
+        // Closed by uWS at maxBackpressure (while slow, or between two sweeps): a slow-consumer
+        // disconnect too, not a network error.
         if (!connection.closeReason && (this.flow.isSlow(connection) || connection.cutAtHardLimit(code))) {
           connection.closeReason = 'slow_consumer';
           metrics.slowConsumerDisconnectsTotal.labels('backpressure_limit').inc();
@@ -360,6 +364,7 @@ export class Transport {
   }
 
   private checkBackpressure(): void {
+    this.outbound.sweeps++;
     this.flow.check(this.open, performance.now());
   }
 

@@ -1,0 +1,95 @@
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import type { Transport as TransportType } from '../../src/server/transport.js';
+import { RELAXED_LIMITS, readMetric } from '../support/gateway.js';
+import { resumeReading, stallReading } from '../support/stall.js';
+import { TestClient } from '../support/ws-client.js';
+
+// The built transport, as the gateway runs it.
+const built: typeof import('../../src/server/transport.js') = await import(
+  new URL('../../dist/src/server/transport.js', import.meta.url).href
+);
+const { nativeUws }: typeof import('../../src/server/uws.js') = await import(
+  new URL('../../dist/src/server/uws.js', import.meta.url).href
+);
+const { createMetrics }: typeof import('../../src/metrics/metrics.js') = await import(
+  new URL('../../dist/src/metrics/metrics.js', import.meta.url).href
+);
+const { ConnectionAdmission }: typeof import('../../src/limits/admission.js') = await import(
+  new URL('../../dist/src/limits/admission.js', import.meta.url).href
+);
+const { SharedCounterTable }: typeof import('../../src/limits/shared-counters.js') = await import(
+  new URL('../../dist/src/limits/shared-counters.js', import.meta.url).href
+);
+
+const MAX_BACKPRESSURE = 65_536;
+/** Far more than the kernel's socket buffers and uWS's limit together: the burst must pass the limit. */
+const BURST_BYTES = 64 * 1024 * 1024;
+const MATCH = JSON.stringify({ type: 'match', product_id: 'BTC-USD', padding: 'x'.repeat(1000) });
+
+let transport: TransportType | undefined;
+afterEach(() => {
+  transport?.close();
+  transport = undefined;
+});
+
+describe('a client cut by uWS at maxBackpressure between two sweeps', () => {
+  it('is counted as a slow consumer (backpressure_limit), not as a network error', async () => {
+    const result = loadConfig({
+      ...RELAXED_LIMITS,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      WS_BACKPRESSURE_HIGH_BYTES: '16384',
+      WS_MAX_BACKPRESSURE_BYTES: String(MAX_BACKPRESSURE),
+      // No sweep between the burst and uWS's close: the sweeps only ever saw an empty buffer.
+      WS_BACKPRESSURE_CHECK_MS: '1000',
+    });
+    if (!result.ok) throw new Error(result.errors.join('\n'));
+    const config = result.config;
+    const metrics = createMetrics({ processMetrics: false });
+    transport = new built.Transport(
+      {
+        host: config.host,
+        port: 0,
+        maxPayloadBytes: config.maxPayloadBytes,
+        idleTimeoutSeconds: config.idleTimeoutSeconds,
+        subscribeTimeoutMs: config.subscribeTimeoutMs,
+        flowControl: config.flowControl,
+        limits: config.limits,
+      },
+      {
+        uws: nativeUws(),
+        market: {
+          hasProduct: (id) => id === 'BTC-USD',
+          requestInitial: (_channel, _productId, deliver) => deliver([]),
+          http: () => ({ status: 200, body: '{}' }),
+          metrics: async () => ({ status: 200, body: await metrics.registry.metrics() }),
+        },
+        metrics,
+        logger: pino({ level: 'silent' }),
+        healthy: () => true,
+        admission: new ConnectionAdmission(SharedCounterTable.create(1024, 1), 0, 100, 100),
+        gate: { admit: async () => ({ allowed: true }), release: () => {} },
+      },
+    );
+    const live = transport;
+    const port = await live.listen();
+    const client = await TestClient.connect(`ws://127.0.0.1:${port}/`);
+    client.subscribe(['matches'], ['BTC-USD']);
+    await client.nextOfType('subscriptions');
+    stallReading(client);
+
+    // One turn, as a burst of upstream events is published: uWS passes its limit in it, drops the
+    // rest and closes the socket before any sweep can look.
+    for (let sent = 0; sent < BURST_BYTES; sent += MATCH.length)
+      live.publish('matches:BTC-USD', 'matches', MATCH, Date.now());
+    resumeReading(client);
+    await client.closed;
+
+    const text = await metrics.registry.metrics();
+    expect(readMetric(text, 'ws_disconnections_total', 'reason="error"') ?? 0).toBe(0);
+    expect(readMetric(text, 'ws_disconnections_total', 'reason="slow_consumer"')).toBe(1);
+    expect(readMetric(text, 'ws_slow_consumer_disconnects_total', 'reason="backpressure_limit"')).toBe(1);
+  });
+});
