@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { type Cidr, parseCidrList } from '../limits/client-address.js';
 import { type DescriptorBudget, descriptorBudget } from '../limits/descriptor-budget.js';
+import { catchUpFit } from './catch-up-fit.js';
 import { cpuLimit } from './cpu-limit.js';
 import { type ProductSpec, productFromId } from './products.js';
 
@@ -236,7 +237,7 @@ export const CONFIG_VARIABLES = {
   ),
   WS_MAX_BACKPRESSURE_BYTES: variable(
     '4194304',
-    'an integer from 65536 to 268435456, at least twice WS_BACKPRESSURE_HIGH_BYTES',
+    'an integer from 65536 to 268435456, at least twice WS_BACKPRESSURE_HIGH_BYTES and room for one catch-up piece and ErrSlowConsume (README: Flow control)',
     'Hard per-connection buffer limit (uWS maxBackpressure); a connection over it is closed, never silently skipped.',
     integer(65_536, 268_435_456),
   ),
@@ -452,6 +453,22 @@ export function loadConfig(
       `WS_MAX_BACKPRESSURE_BYTES=${JSON.stringify(env.WS_MAX_BACKPRESSURE_BYTES ?? '')} is invalid (below twice ` +
         `WS_BACKPRESSURE_HIGH_BYTES=${v.WS_BACKPRESSURE_HIGH_BYTES}): expected ${CONFIG_VARIABLES.WS_MAX_BACKPRESSURE_BYTES.accepts}`,
     );
+  }
+  if (
+    values.WS_MAX_BACKPRESSURE_BYTES !== undefined &&
+    values.WS_BACKPRESSURE_HIGH_BYTES !== undefined &&
+    values.PRODUCTS !== undefined
+  ) {
+    const fit = catchUpFit(v.WS_BACKPRESSURE_HIGH_BYTES, v.PRODUCTS);
+    if (v.WS_MAX_BACKPRESSURE_BYTES < fit.required) {
+      errors.push(
+        `WS_MAX_BACKPRESSURE_BYTES=${JSON.stringify(env.WS_MAX_BACKPRESSURE_BYTES ?? '')} is invalid (below ${fit.required}: ` +
+          `a slow consumer's catch-up may leave half of WS_BACKPRESSURE_HIGH_BYTES=${v.WS_BACKPRESSURE_HIGH_BYTES} ` +
+          `plus its largest queued message buffered, ${fit.largestMessage} bytes for the ${v.PRODUCTS.length} products of PRODUCTS, ` +
+          `and the ErrSlowConsume after it needs ${fit.slowConsumeFrame} more; raise it, lower WS_BACKPRESSURE_HIGH_BYTES ` +
+          `or serve fewer products): expected ${CONFIG_VARIABLES.WS_MAX_BACKPRESSURE_BYTES.accepts}`,
+      );
+    }
   }
   for (const [rate, burst] of [
     ['WS_CONNECT_RATE_PER_IP', 'WS_CONNECT_BURST_PER_IP'],
