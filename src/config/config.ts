@@ -421,6 +421,8 @@ export type ConfigResult =
 export interface HostFacts {
   /** The process's soft RLIMIT_NOFILE; undefined if unknown (WS_MAX_CONNECTIONS is then taken as given). */
   readonly openFilesLimit?: number | undefined;
+  /** net.core.somaxconn, which caps each listen socket's accept queue; undefined if unknown (512 is assumed). */
+  readonly somaxconn?: number | undefined;
 }
 
 /** Parses every variable and collects every problem, so an operator fixes them all in one go. */
@@ -491,7 +493,7 @@ export function loadConfig(
   const descriptors =
     host.openFilesLimit === undefined || values.WS_WORKER_THREADS === undefined
       ? undefined
-      : descriptorBudget(host.openFilesLimit, v.WS_WORKER_THREADS);
+      : descriptorBudget(host.openFilesLimit, v.WS_WORKER_THREADS, host.somaxconn);
   let maxConnections = v.WS_MAX_CONNECTIONS;
   if (descriptors && maxConnections !== undefined) {
     const given = (env.WS_MAX_CONNECTIONS ?? '').trim() !== '';
@@ -500,7 +502,11 @@ export function loadConfig(
       errors.push(
         `WS_MAX_CONNECTIONS=${JSON.stringify(env.WS_MAX_CONNECTIONS ?? '')} is invalid (the open-files limit is ` +
           `${descriptors.limit} and the process keeps ${descriptors.limit - fits} of them for itself with ` +
-          `WS_WORKER_THREADS=${v.WS_WORKER_THREADS}: ${fits < 1 ? 'no connection fits; raise the limit' : `at most ${fits} fit`}): ` +
+          `WS_WORKER_THREADS=${v.WS_WORKER_THREADS}: a reserve of ${descriptors.reserve} for what can be accepted between ` +
+          `two readings of the accept guard (${descriptors.listeners} listen socket${descriptors.listeners > 1 ? 's' : ''} × ` +
+          `${descriptors.acceptBurst}, a full accept queue each, and 64 for the admin listener, Redis and logs), ` +
+          `${descriptors.pauseAt - descriptors.resumeAt} between pausing and reopening and ${descriptors.base} for Node and its threads; ` +
+          `${fits < 1 ? 'no connection fits; raise the limit or lower WS_WORKER_THREADS' : `at most ${fits} fit`}): ` +
           `expected ${CONFIG_VARIABLES.WS_MAX_CONNECTIONS.accepts}`,
       );
     }

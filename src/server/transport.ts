@@ -101,6 +101,9 @@ type ClosableApp = TemplatedApp & { close(): void };
 
 const DECODER = new TextDecoder();
 const SUBSCRIBE_SWEEP_MS = 100;
+/** Backoff of the retries of a listen socket that could not be reopened. */
+const REOPEN_MIN_DELAY_MS = 100;
+const REOPEN_MAX_DELAY_MS = 5_000;
 /**
  * Disconnects that point at a problem (a client's or the network's), logged sampled; a client
  * leaving, a shutdown or a lifetime rebalance are routine and only counted.
@@ -144,6 +147,9 @@ export class Transport {
   private sweepTimer: NodeJS.Timeout | undefined;
   private flowTimer: NodeJS.Timeout | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
+  private reopenTimer: NodeJS.Timeout | undefined;
+  /** The wait before the next reopen attempt; 0 unless a reopen failed. */
+  private reopenDelayMs = 0;
   private draining = false;
   private drained: (() => void) | undefined;
 
@@ -219,18 +225,55 @@ export class Transport {
    * a failing accept(). Established connections are untouched; new ones are refused meanwhile.
    */
   pauseListening(): void {
+    if (this.reopenFailing) {
+      clearTimeout(this.reopenTimer);
+      this.setReopenDelay(0);
+    }
     if (!this.listenSocket) return;
     this.deps.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = undefined;
   }
 
-  /** Reopens the listen socket on the port it had (not while draining). */
+  /**
+   * Reopens the listen socket on the port it had (not while draining). If that fails (the port
+   * was taken meanwhile), it is retried with a bounded backoff until it succeeds or the guard
+   * pauses again; meanwhile `ws_listen_paused` stays 1 and every failure is logged.
+   */
   resumeListening(): void {
+    clearTimeout(this.reopenTimer);
     if (this.listenSocket || this.draining || this.boundPort === 0) return;
     this.app.listen(this.options.host, this.boundPort, (socket) => {
-      if (socket) this.listenSocket = socket;
-      else this.deps.logger.error({ port: this.boundPort }, 'websocket listener could not be reopened');
+      if (socket) {
+        this.listenSocket = socket;
+        if (this.reopenDelayMs > 0)
+          this.deps.logger.info(
+            { port: this.boundPort },
+            'websocket listener reopened after failed attempts',
+          );
+        this.setReopenDelay(0);
+        return;
+      }
+      this.setReopenDelay(
+        Math.min(REOPEN_MAX_DELAY_MS, Math.max(REOPEN_MIN_DELAY_MS, this.reopenDelayMs * 2)),
+      );
+      // The backoff bounds these lines: after the first few, one per REOPEN_MAX_DELAY_MS.
+      this.deps.logger.error(
+        { port: this.boundPort, retryInMs: this.reopenDelayMs },
+        'websocket listener could not be reopened (address in use or not permitted); retrying',
+      );
+      this.reopenTimer = setTimeout(() => this.resumeListening(), this.reopenDelayMs);
+      this.reopenTimer.unref();
     });
+  }
+
+  /** True while a reopen of the listen socket has failed and is being retried. */
+  get reopenFailing(): boolean {
+    return this.reopenDelayMs > 0;
+  }
+
+  private setReopenDelay(delayMs: number): void {
+    this.reopenDelayMs = delayMs;
+    this.deps.metrics.listenPaused.set(delayMs > 0 ? 1 : 0);
   }
 
   get connectionCount(): number {
@@ -262,6 +305,7 @@ export class Transport {
    */
   drain(spreadMs: number): Promise<void> {
     this.draining = true;
+    clearTimeout(this.reopenTimer);
     if (this.listenSocket) {
       this.deps.uws.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
@@ -295,6 +339,7 @@ export class Transport {
     clearInterval(this.sweepTimer);
     clearInterval(this.flowTimer);
     clearTimeout(this.drainTimer);
+    clearTimeout(this.reopenTimer);
     this.draining = true;
     this.app.close();
   }
