@@ -24,7 +24,7 @@ export interface ListenSockets {
 const GUARD_INTERVAL_MS = 20;
 /**
  * From the watch point up to the pause point: a flood arriving faster than one accept queue per
- * 20 ms (seen here with 2 worker threads) would otherwise pass the reserve between two readings.
+ * 20 ms (seen here) would otherwise pass the reserve between two readings.
  */
 const NEAR_INTERVAL_MS = 1;
 /**
