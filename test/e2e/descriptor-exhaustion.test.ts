@@ -137,7 +137,7 @@ describe.each([0, 2])('WS_WORKER_THREADS=%i under prlimit --nofile=2048', (threa
       ),
     );
     // Each probe must be answered on its first try: a probe hung up (ECONNRESET) fails the test.
-    const burstProbes = Promise.all(
+    const burstProbes = Promise.allSettled(
       Array.from({ length: BURST_PROBES }, (_, i) =>
         pause(i * BURST_PROBE_SPACING_MS).then(() => poll(`${admin}/healthz`, ANSWER_WITHIN_MS)),
       ),
@@ -154,7 +154,11 @@ describe.each([0, 2])('WS_WORKER_THREADS=%i under prlimit --nofile=2048', (threa
       });
       await pause(POLL_SPACING_MS);
     }
-    const duringBurst = await burstProbes;
+    const duringBurst = (await burstProbes).map((outcome) =>
+      outcome.status === 'fulfilled'
+        ? outcome.value
+        : { status: 0, body: String(outcome.reason), ms: Number.POSITIVE_INFINITY },
+    );
     const settled = await outcomes;
     clearInterval(sampler);
     const cpuShare = (cpuSeconds(pid) - cpuBefore) / ((performance.now() - floodStarted) / 1000);
@@ -164,9 +168,10 @@ describe.each([0, 2])('WS_WORKER_THREADS=%i under prlimit --nofile=2048', (threa
     );
     console.log(
       `WS_WORKER_THREADS=${threads}: peak ${peakDescriptors} of ${OPEN_FILES} descriptors; slowest probe ` +
-        `${Math.round(Math.max(...duringBurst.map((a) => a.ms), ...answers.map((a) => a.ms)))} ms; CPU ${cpuShare.toFixed(2)} of a core`,
+        `${Math.round(Math.max(...duringBurst.map((a) => a.ms), ...answers.map((a) => a.ms)))} ms; ` +
+        `${duringBurst.filter((a) => a.status !== 200).length} of ${BURST_PROBES} probes during the burst failed; CPU ${cpuShare.toFixed(2)} of a core`,
     );
-    expect(duringBurst.every((a) => a.status === 200 && a.ms < ANSWER_WITHIN_MS)).toBe(true);
+    expect(duringBurst.filter((a) => a.status !== 200 || a.ms >= ANSWER_WITHIN_MS)).toEqual([]);
     // The flood went past the limit, so the guard must have paused the listeners.
     expect(answers.some((a) => a.paused === 1)).toBe(true);
     expect(settled.filter((o) => o === 'refused').length).toBeGreaterThan(0);
