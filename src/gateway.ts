@@ -62,6 +62,7 @@ interface Delivery extends PublicationSink {
   metrics(): Promise<HttpReply>;
   pauseListening(): void;
   resumeListening(): void;
+  reopenFailing(): boolean;
   drain(spreadMs: number): Promise<void>;
   close(): Promise<void>;
   closeNow(): void;
@@ -323,6 +324,7 @@ async function serveOnMainThread(
     metrics: metricsReply,
     pauseListening: () => transport.pauseListening(),
     resumeListening: () => transport.resumeListening(),
+    reopenFailing: () => transport.reopenFailing,
     publish: (topic, channel, payload, receivedAt) => transport.publish(topic, channel, payload, receivedAt),
     hasSubscribers: (topic) => transport.hasSubscribers(topic),
     drain: (spreadMs) => transport.drain(spreadMs),
@@ -363,6 +365,8 @@ async function serveOnWorkers(
     metrics: () => pool.metricsText(),
     pauseListening: () => pool.pauseListening(),
     resumeListening: () => pool.resumeListening(),
+    // Each worker's transport reports its own in its ws_listen_paused.
+    reopenFailing: () => false,
     publish: (topic, channel, payload, receivedAt) => pool.publish(topic, channel, payload, receivedAt),
     hasSubscribers: (topic) => pool.hasSubscribers(topic),
     drain: (spreadMs) => pool.drain(spreadMs),

@@ -3,7 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import { describeConfig, type GatewayConfig, loadConfig } from './config/config.js';
 import { startPublisher } from './feeds/redis/publisher.js';
 import { type Gateway, redisUrl, startGateway } from './gateway.js';
-import { readOpenFilesLimit } from './limits/open-descriptors.js';
+import { readOpenFilesLimit, readSomaxconn } from './limits/open-descriptors.js';
 import { createLogger } from './logging/logger.js';
 import { nativeUws } from './server/uws.js';
 
@@ -28,7 +28,10 @@ async function main(): Promise<void> {
     process.stderr.write(`matchbook-gateway: unknown command ${JSON.stringify(command)}\n${USAGE}`);
     process.exit(2);
   }
-  const result = loadConfig(process.env, { openFilesLimit: readOpenFilesLimit() });
+  const result = loadConfig(process.env, {
+    openFilesLimit: readOpenFilesLimit(),
+    somaxconn: readSomaxconn(),
+  });
   if (!result.ok) {
     process.stderr.write(
       `matchbook-gateway: invalid configuration (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''}):\n` +

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { type Cidr, parseCidrList } from '../limits/client-address.js';
 import { type DescriptorBudget, descriptorBudget } from '../limits/descriptor-budget.js';
+import { catchUpFit } from './catch-up-fit.js';
 import { cpuLimit } from './cpu-limit.js';
 import { type ProductSpec, productFromId } from './products.js';
 
@@ -236,7 +237,7 @@ export const CONFIG_VARIABLES = {
   ),
   WS_MAX_BACKPRESSURE_BYTES: variable(
     '4194304',
-    'an integer from 65536 to 268435456, at least twice WS_BACKPRESSURE_HIGH_BYTES',
+    'an integer from 65536 to 268435456, at least twice WS_BACKPRESSURE_HIGH_BYTES and room for one catch-up piece and ErrSlowConsume (README: Flow control)',
     'Hard per-connection buffer limit (uWS maxBackpressure); a connection over it is closed, never silently skipped.',
     integer(65_536, 268_435_456),
   ),
@@ -444,6 +445,8 @@ export type ConfigResult =
 export interface HostFacts {
   /** The process's soft RLIMIT_NOFILE; undefined if unknown (WS_MAX_CONNECTIONS is then taken as given). */
   readonly openFilesLimit?: number | undefined;
+  /** net.core.somaxconn, which caps each listen socket's accept queue; undefined if unknown (512 is assumed). */
+  readonly somaxconn?: number | undefined;
 }
 
 /** Parses every variable and collects every problem, so an operator fixes them all in one go. */
@@ -477,6 +480,22 @@ export function loadConfig(
         `WS_BACKPRESSURE_HIGH_BYTES=${v.WS_BACKPRESSURE_HIGH_BYTES}): expected ${CONFIG_VARIABLES.WS_MAX_BACKPRESSURE_BYTES.accepts}`,
     );
   }
+  if (
+    values.WS_MAX_BACKPRESSURE_BYTES !== undefined &&
+    values.WS_BACKPRESSURE_HIGH_BYTES !== undefined &&
+    values.PRODUCTS !== undefined
+  ) {
+    const fit = catchUpFit(v.WS_BACKPRESSURE_HIGH_BYTES, v.PRODUCTS);
+    if (v.WS_MAX_BACKPRESSURE_BYTES < fit.required) {
+      errors.push(
+        `WS_MAX_BACKPRESSURE_BYTES=${JSON.stringify(env.WS_MAX_BACKPRESSURE_BYTES ?? '')} is invalid (below ${fit.required}: ` +
+          `a slow consumer's catch-up may leave half of WS_BACKPRESSURE_HIGH_BYTES=${v.WS_BACKPRESSURE_HIGH_BYTES} ` +
+          `plus its largest queued message buffered, ${fit.largestMessage} bytes for the ${v.PRODUCTS.length} products of PRODUCTS, ` +
+          `and the ErrSlowConsume after it needs ${fit.slowConsumeFrame} more; raise it, lower WS_BACKPRESSURE_HIGH_BYTES ` +
+          `or serve fewer products): expected ${CONFIG_VARIABLES.WS_MAX_BACKPRESSURE_BYTES.accepts}`,
+      );
+    }
+  }
   for (const [rate, burst] of [
     ['WS_CONNECT_RATE_PER_IP', 'WS_CONNECT_BURST_PER_IP'],
     ['WS_SUBSCRIBE_RATE', 'WS_SUBSCRIBE_BURST'],
@@ -499,7 +518,7 @@ export function loadConfig(
   const descriptors =
     host.openFilesLimit === undefined || values.WS_WORKER_THREADS === undefined
       ? undefined
-      : descriptorBudget(host.openFilesLimit, v.WS_WORKER_THREADS);
+      : descriptorBudget(host.openFilesLimit, v.WS_WORKER_THREADS, host.somaxconn);
   let maxConnections = v.WS_MAX_CONNECTIONS;
   if (descriptors && maxConnections !== undefined) {
     const given = (env.WS_MAX_CONNECTIONS ?? '').trim() !== '';
@@ -508,7 +527,11 @@ export function loadConfig(
       errors.push(
         `WS_MAX_CONNECTIONS=${JSON.stringify(env.WS_MAX_CONNECTIONS ?? '')} is invalid (the open-files limit is ` +
           `${descriptors.limit} and the process keeps ${descriptors.limit - fits} of them for itself with ` +
-          `WS_WORKER_THREADS=${v.WS_WORKER_THREADS}: ${fits < 1 ? 'no connection fits; raise the limit' : `at most ${fits} fit`}): ` +
+          `WS_WORKER_THREADS=${v.WS_WORKER_THREADS}: a reserve of ${descriptors.reserve} for what can be accepted between ` +
+          `two readings of the accept guard (${descriptors.listeners} listen socket${descriptors.listeners > 1 ? 's' : ''} × ` +
+          `${descriptors.acceptBurst}, a full accept queue each, and 64 for the admin listener, Redis and logs), ` +
+          `${descriptors.pauseAt - descriptors.resumeAt} between pausing and reopening and ${descriptors.base} for Node and its threads; ` +
+          `${fits < 1 ? 'no connection fits; raise the limit or lower WS_WORKER_THREADS' : `at most ${fits} fit`}): ` +
           `expected ${CONFIG_VARIABLES.WS_MAX_CONNECTIONS.accepts}`,
       );
     }

@@ -44,6 +44,13 @@ export const HTTP_ERRORS = {
   privateEndpoint: { code: 'private_endpoint', message: 'Forbidden' },
 } as const satisfies Record<string, ClientErrorSpec>;
 
+/** The `reason` of an ErrSlowConsume, by why flow control cut the connection off. */
+export const SLOW_CONSUMER_REASONS = {
+  timeout: 'the connection stayed behind for too long',
+  queue_overflow: 'too many messages queued for the connection',
+  backpressure_limit: 'the connection fell behind by more than the gateway buffers for it',
+} as const;
+
 export interface ClientError {
   readonly spec: ClientErrorSpec;
   readonly reason: string;

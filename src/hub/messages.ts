@@ -102,6 +102,12 @@ export function encodeHeartbeat(
   });
 }
 
+/**
+ * The longest `status_message` written (the hub's stale reasons are far shorter; a Redis error
+ * text is cut here): it bounds the `status` message, the largest one a slow consumer's queue holds.
+ */
+export const STATUS_MESSAGE_MAX_CHARS = 256;
+
 /** A product as the `status` channel lists it. */
 function statusProduct(spec: ProductSpec, statusMessage: string | null) {
   return {
@@ -112,7 +118,7 @@ function statusProduct(spec: ProductSpec, statusMessage: string | null) {
     quote_increment: spec.quoteIncrement,
     display_name: spec.id,
     status: 'online',
-    status_message: statusMessage,
+    status_message: statusMessage?.slice(0, STATUS_MESSAGE_MAX_CHARS) ?? null,
     min_market_funds: spec.minMarketFunds,
     post_only: false,
     limit_only: false,

@@ -32,7 +32,7 @@ export class AcceptGuard {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly budget: Pick<DescriptorBudget, 'pauseAt' | 'resumeAt'>,
+    private readonly budget: Pick<DescriptorBudget, 'pauseAt' | 'resumeAt' | 'watchAt'>,
     private readonly deps: AcceptGuardDeps,
   ) {}
 
@@ -40,13 +40,18 @@ export class AcceptGuard {
     return this.paused;
   }
 
-  /** Reads every `intervalMs`, or less often if a reading costs more than MAX_DUTY of that. */
-  start(intervalMs: number): void {
+  /**
+   * Reads every `intervalMs`, and every `nearIntervalMs` while accepting with the count at or over
+   * `watchAt` (a flood can open a reserve's worth of descriptors in one long interval); less often
+   * if a reading costs more than MAX_DUTY of that.
+   */
+  start(intervalMs: number, nearIntervalMs: number): void {
     this.deps.reserve.fill();
     const tick = () => {
       const started = performance.now();
-      this.check();
-      this.timer = setTimeout(tick, Math.max(intervalMs, (performance.now() - started) / MAX_DUTY));
+      const open = this.check();
+      const interval = !this.paused && open >= this.budget.watchAt ? nearIntervalMs : intervalMs;
+      this.timer = setTimeout(tick, Math.max(interval, (performance.now() - started) / MAX_DUTY));
       this.timer.unref();
     };
     tick();
@@ -57,7 +62,8 @@ export class AcceptGuard {
     this.deps.reserve.release();
   }
 
-  check(): void {
+  /** One reading, and the pause or resume it calls for; returns the count. */
+  check(): number {
     const open = this.deps.count();
     if (!this.paused && open >= this.budget.pauseAt) {
       this.paused = true;
@@ -71,5 +77,6 @@ export class AcceptGuard {
       this.deps.changed(false, open);
     }
     this.deps.observed(open, this.paused);
+    return open;
   }
 }

@@ -6,6 +6,7 @@ import { closeSync, openSync, readdirSync, readFileSync, statSync } from 'node:f
  */
 
 const LIMITS_FILE = '/proc/self/limits';
+const SOMAXCONN_FILE = '/proc/sys/net/core/somaxconn';
 const FD_DIR = '/proc/self/fd';
 
 /** The soft open-files limit (RLIMIT_NOFILE) from /proc/self/limits; undefined if unknown or unlimited. */
@@ -21,6 +22,18 @@ export function readOpenFilesLimit(
   const match = /^Max open files\s+(\d+|unlimited)\s/m.exec(text);
   if (!match || match[1] === 'unlimited') return undefined;
   return Number(match[1]);
+}
+
+/** net.core.somaxconn of the process's network namespace (the cap on a listen backlog); undefined if unknown. */
+export function readSomaxconn(
+  read: () => string = () => readFileSync(SOMAXCONN_FILE, 'utf8'),
+): number | undefined {
+  try {
+    const value = Number(read().trim());
+    return Number.isSafeInteger(value) && value > 0 ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -9,6 +9,11 @@ import { DescriptorReserve, openDescriptorCounter } from './open-descriptors.js'
 export interface ListenSockets {
   pauseListening(): void;
   resumeListening(): void;
+  /**
+   * True while this thread's listen socket could not be reopened and is being retried (worker
+   * threads report theirs in their own ws_listen_paused, summed with this thread's).
+   */
+  reopenFailing(): boolean;
 }
 
 /**
@@ -18,8 +23,14 @@ export interface ListenSockets {
  */
 const GUARD_INTERVAL_MS = 20;
 /**
+ * From the watch point up to the pause point: a flood arriving faster than one accept queue per
+ * 20 ms (seen here) would otherwise pass the reserve between two readings.
+ */
+const NEAR_INTERVAL_MS = 1;
+/**
  * Descriptors held on /dev/null while accepting, handed back when the guard pauses
- * (DescriptorReserve); half the smallest reserve the budget keeps.
+ * (DescriptorReserve): for the admin listener, Redis and logs should the count be read late (an
+ * old kernel's spaced readings).
  */
 const HELD_RESERVE = 32;
 
@@ -49,7 +60,7 @@ export function startAcceptGuard(
     reserve: new DescriptorReserve(HELD_RESERVE),
     observed: (open, paused) => {
       if (Number.isFinite(open)) metrics.openDescriptors.set(open);
-      metrics.listenPaused.set(paused ? 1 : 0);
+      metrics.listenPaused.set(paused || listeners.reopenFailing() ? 1 : 0);
     },
     changed: (paused, open) => {
       const fields = { openDescriptors: open, limit: budget.limit };
@@ -67,14 +78,17 @@ export function startAcceptGuard(
         );
     },
   });
-  guard.start(GUARD_INTERVAL_MS);
+  guard.start(GUARD_INTERVAL_MS, NEAR_INTERVAL_MS);
   logger.info(
     {
       openFilesLimit: budget.limit,
       maxConnections,
       pauseAt: budget.pauseAt,
+      watchAt: budget.watchAt,
       resumeAt: budget.resumeAt,
       reserve: budget.reserve,
+      listenSockets: budget.listeners,
+      acceptBurst: budget.acceptBurst,
     },
     'accept guard on',
   );

@@ -199,7 +199,7 @@ export function createMetrics(options: MetricsOptions = { processMetrics: true }
     }),
     listenPaused: new Gauge({
       name: 'ws_listen_paused',
-      help: '1 while the WebSocket listen sockets are closed because open descriptors neared the open-files limit, else 0.',
+      help: '1 while the WebSocket listen sockets are closed because open descriptors neared the open-files limit, or a listen socket could not be reopened and is being retried, else 0.',
       registers,
     }),
     addQueueSource(source) {

@@ -6,6 +6,7 @@ import {
   clientError,
   type DisconnectReason,
   encodeClientError,
+  SLOW_CONSUMER_REASONS,
 } from '../errors/catalogue.js';
 import { BurstyCount, type InboundCounts } from '../limits/rate-limits.js';
 import { type Channel, topicOf } from '../market/types.js';
@@ -28,17 +29,34 @@ export interface ConnectionContext {
   readonly resumedSent: Counter;
   readonly sentByChannel: ReadonlyMap<Channel, Counter>;
   errorSent(code: string): void;
+  /** uWS's maxBackpressure: over it, uWS drops a message and closes the socket. */
+  readonly maxBackpressureBytes: number;
+  readonly outbound: OutboundBytes;
 }
 
-const slowConsumerReasons: Readonly<Record<SlowDisconnectReason, string>> = {
-  timeout: 'the connection stayed behind for too long',
-  queue_overflow: 'too many messages queued for the connection',
-  backpressure_limit: 'the connection fell behind by more than the gateway buffers for it',
-};
+/**
+ * What the transport has handed to uWS since it started, over all its sockets (a published message
+ * once, whatever its subscribers), and how many flow-control sweeps it has run: together they bound
+ * from above what any one socket can have buffered since a sweep looked at it, without per-subscriber
+ * work (see Connection.cutAtHardLimit).
+ */
+export class OutboundBytes {
+  bytes = 0;
+  sweeps = 0;
+
+  /** A frame of `payloadLength` characters (ASCII JSON: one byte each), header included. */
+  add(payloadLength: number): void {
+    this.bytes += payloadLength + MAX_FRAME_HEADER;
+  }
+}
+
+const slowConsumerReasons: Readonly<Record<SlowDisconnectReason, string>> = SLOW_CONSUMER_REASONS;
 /** Not a channel's topic (those are `channel:product` or `status`): see Connection.unsubscribe. */
 const HOLD_TOPIC = 'flow-control:hold';
 /** uWS's send() result for a message it did not send because the buffer was over maxBackpressure. */
 const DROPPED = 2;
+/** The longest WebSocket frame header a server writes (no mask, 64-bit length). */
+const MAX_FRAME_HEADER = 10;
 let attachTokens = 0;
 
 /**
@@ -68,11 +86,17 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   /** Set when the gateway decides to close, so the close handler counts the right reason. */
   closeReason: DisconnectReason | undefined = undefined;
   closed = false;
-  /**
-   * Bytes uWS held for the socket when flow control last looked: non-zero means the kernel's
-   * buffers were full, so an abrupt close after it is uWS's hard limit, not a network error.
-   */
+  /** Bytes uWS held for the socket when flow control last looked. */
   lastBuffered = 0;
+  /**
+   * OutboundBytes.bytes at the sweep before the last one that read this socket: everything uWS
+   * can have taken for it since lastBuffered was read (including messages still queued in uWS's
+   * topic tree then: those were published after that earlier sweep, in a later loop turn).
+   */
+  private sentMarkBefore: number;
+  /** OutboundBytes.bytes at the last sweep that read this socket, and that sweep's number. */
+  private sentMarkLast: number;
+  private markedAtSweep: number;
   /** Set when uWS dropped one of this connection's messages: nothing more may be delivered. */
   droppedByUws = false;
   /** Subscribed to HOLD_TOPIC. */
@@ -89,6 +113,9 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   ) {
     this.lastSeen = now;
     this.openedAt = now;
+    this.sentMarkBefore = context.outbound.bytes;
+    this.sentMarkLast = context.outbound.bytes;
+    this.markedAtSweep = context.outbound.sweeps;
   }
 
   /** uWS opened the socket: from now on the connection can send. */
@@ -110,7 +137,9 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
 
   /** Sends an error; with `close`, then closes the connection with that code. */
   fail(spec: ClientErrorSpec, reason: string, close?: { code: number; reason: DisconnectReason }): void {
-    this.ws.send(encodeClientError(clientError(spec, reason)), false, false);
+    const payload = encodeClientError(clientError(spec, reason));
+    this.context.outbound.add(payload.length);
+    this.ws.send(payload, false, false);
     this.context.errorSent(spec.code);
     if (close) this.end(close.code, spec.message, close.reason);
   }
@@ -119,6 +148,7 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
 
   sendControl(payload: string): void {
     // A dropped reply is not retried: uWS closes the socket (closeOnBackpressureLimit).
+    this.context.outbound.add(payload.length);
     if (this.ws.send(payload, false, false) === DROPPED) this.droppedByUws = true;
     else this.context.controlSent.inc();
   }
@@ -144,6 +174,12 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
 
   bufferedAmount(): number {
     this.lastBuffered = this.ws.getBufferedAmount();
+    const { outbound } = this.context;
+    if (this.markedAtSweep !== outbound.sweeps) {
+      this.markedAtSweep = outbound.sweeps;
+      this.sentMarkBefore = this.sentMarkLast;
+      this.sentMarkLast = outbound.bytes;
+    }
     return this.lastBuffered;
   }
 
@@ -225,6 +261,7 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
     const ws = this.ws;
     ws.cork(() => {
       for (const payload of payloads) {
+        this.context.outbound.add(payload.length);
         if (ws.send(payload, false, false) !== DROPPED) continue;
         this.droppedByUws = true;
         return;
@@ -234,11 +271,16 @@ export class Connection implements ClientConnection, FlowConnection, InboundCoun
   }
 
   /**
-   * A close the gateway did not ask for that uWS made at maxBackpressure: it dropped one of our
-   * messages, or it cut the socket while publishing to it (1006 after the kernel's buffers were
-   * full, which a sweep saw before the buffer reached the high-water mark).
+   * A close the gateway did not ask for that uWS may have made at maxBackpressure: it dropped one
+   * of our messages, or it cut the socket while publishing to it. uWS's close handler gets 1006 and
+   * no reason either way, as for a dropped network connection, and the socket's buffered amount can
+   * no longer be read there; so a 1006 counts as a cut when the bytes held at the last reading plus
+   * everything handed to uWS since could exceed the limit (uWS drops only over it). A network drop
+   * in a burst that large is counted as a cut too; a cut is never counted as a network error.
    */
   cutAtHardLimit(code: number): boolean {
-    return this.droppedByUws || (code === 1006 && this.lastBuffered > 0);
+    if (this.droppedByUws) return true;
+    const sentSince = this.context.outbound.bytes - this.sentMarkBefore;
+    return code === 1006 && this.lastBuffered + sentSince > this.context.maxBackpressureBytes;
   }
 }

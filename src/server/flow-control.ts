@@ -80,6 +80,16 @@ interface SlowState {
   requested: string | undefined;
 }
 
+/**
+ * A catch-up piece or a fresh snapshot goes out only while less than this is buffered: below the
+ * high-water mark, so catching up never makes the connection look slow again, and far below the
+ * hard limit, so the piece's last message and an ErrSlowConsume after it are never dropped (the
+ * startup check, src/config/catch-up-fit.ts, makes sure of the second).
+ */
+export function catchUpBudget(highWaterBytes: number): number {
+  return Math.floor(highWaterBytes / 2);
+}
+
 /** Sent entries at the front of a queue are let go once they are this many and half of it. */
 const COMPACT_AFTER = 1024;
 
@@ -92,11 +102,7 @@ export class FlowControl<C extends FlowConnection> {
   /** When each connection went over the high-water mark (and has stayed over since). */
   private readonly overSince = new Map<C, number>();
   private readonly lowWaterBytes: number;
-  /**
-   * A catch-up piece or a fresh snapshot goes out only while less than this is buffered: below
-   * the high-water mark, so catching up never makes the connection look slow again, and far below
-   * the hard limit, so the piece's last message and an ErrSlowConsume after it are never dropped.
-   */
+  /** See catchUpBudget. */
   private readonly sendBudgetBytes: number;
 
   constructor(
@@ -104,7 +110,7 @@ export class FlowControl<C extends FlowConnection> {
     private readonly observer: FlowObserver,
   ) {
     this.lowWaterBytes = Math.floor(options.highWaterBytes / 4);
-    this.sendBudgetBytes = Math.floor(options.highWaterBytes / 2);
+    this.sendBudgetBytes = catchUpBudget(options.highWaterBytes);
   }
 
   /** True while the connection is served from its own queue instead of its topics. */

@@ -26,7 +26,7 @@ import { CHANNELS, type Channel } from '../market/types.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { ProductCatalogue } from '../session/requests.js';
 import { ClientSession, type SessionObserver } from '../session/session.js';
-import { Connection, type ConnectionContext, type SocketData } from './connection.js';
+import { Connection, type ConnectionContext, OutboundBytes, type SocketData } from './connection.js';
 import { FlowControl, type FlowControlOptions } from './flow-control.js';
 import { freePort } from './free-port.js';
 import {
@@ -104,6 +104,9 @@ type ClosableApp = TemplatedApp & { close(): void };
 
 const DECODER = new TextDecoder();
 const SUBSCRIBE_SWEEP_MS = 100;
+/** Backoff of the retries of a listen socket that could not be reopened. */
+const REOPEN_MIN_DELAY_MS = 100;
+const REOPEN_MAX_DELAY_MS = 5_000;
 /**
  * Disconnects that point at a problem (a client's or the network's), logged sampled; a client
  * leaving, a shutdown or a lifetime rebalance are routine and only counted.
@@ -137,6 +140,7 @@ export class Transport {
   private readonly flow: FlowControl<Connection>;
   /** Shared by every connection of this transport (one object, not a closure per connection). */
   private readonly connectionContext: ConnectionContext;
+  private readonly outbound = new OutboundBytes();
   private readonly sessionObserver: SessionObserver;
   /** The live page and its assets, read once: every thread's app serves them. */
   private readonly assets: ReadonlyMap<string, StaticFile> = loadStaticAssets();
@@ -146,6 +150,9 @@ export class Transport {
   private sweepTimer: NodeJS.Timeout | undefined;
   private flowTimer: NodeJS.Timeout | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
+  private reopenTimer: NodeJS.Timeout | undefined;
+  /** The wait before the next reopen attempt; 0 unless a reopen failed. */
+  private reopenDelayMs = 0;
   private draining = false;
   private drained: (() => void) | undefined;
 
@@ -176,6 +183,8 @@ export class Transport {
       resumedSent: metrics.messagesSentTotal.labels('resumed'),
       sentByChannel: this.sentByChannel,
       errorSent: this.sessionObserver.errorSent,
+      maxBackpressureBytes: options.flowControl.maxBackpressureBytes,
+      outbound: this.outbound,
     };
     this.rejections = new SampledLog(deps.logger);
     this.handlerErrors = new SampledLog(deps.logger);
@@ -219,18 +228,55 @@ export class Transport {
    * a failing accept(). Established connections are untouched; new ones are refused meanwhile.
    */
   pauseListening(): void {
+    if (this.reopenFailing) {
+      clearTimeout(this.reopenTimer);
+      this.setReopenDelay(0);
+    }
     if (!this.listenSocket) return;
     this.deps.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = undefined;
   }
 
-  /** Reopens the listen socket on the port it had (not while draining). */
+  /**
+   * Reopens the listen socket on the port it had (not while draining). If that fails (the port
+   * was taken meanwhile), it is retried with a bounded backoff until it succeeds or the guard
+   * pauses again; meanwhile `ws_listen_paused` stays 1 and every failure is logged.
+   */
   resumeListening(): void {
+    clearTimeout(this.reopenTimer);
     if (this.listenSocket || this.draining || this.boundPort === 0) return;
     this.app.listen(this.options.host, this.boundPort, (socket) => {
-      if (socket) this.listenSocket = socket;
-      else this.deps.logger.error({ port: this.boundPort }, 'websocket listener could not be reopened');
+      if (socket) {
+        this.listenSocket = socket;
+        if (this.reopenDelayMs > 0)
+          this.deps.logger.info(
+            { port: this.boundPort },
+            'websocket listener reopened after failed attempts',
+          );
+        this.setReopenDelay(0);
+        return;
+      }
+      this.setReopenDelay(
+        Math.min(REOPEN_MAX_DELAY_MS, Math.max(REOPEN_MIN_DELAY_MS, this.reopenDelayMs * 2)),
+      );
+      // The backoff bounds these lines: after the first few, one per REOPEN_MAX_DELAY_MS.
+      this.deps.logger.error(
+        { port: this.boundPort, retryInMs: this.reopenDelayMs },
+        'websocket listener could not be reopened (address in use or not permitted); retrying',
+      );
+      this.reopenTimer = setTimeout(() => this.resumeListening(), this.reopenDelayMs);
+      this.reopenTimer.unref();
     });
+  }
+
+  /** True while a reopen of the listen socket has failed and is being retried. */
+  get reopenFailing(): boolean {
+    return this.reopenDelayMs > 0;
+  }
+
+  private setReopenDelay(delayMs: number): void {
+    this.reopenDelayMs = delayMs;
+    this.deps.metrics.listenPaused.set(delayMs > 0 ? 1 : 0);
   }
 
   get connectionCount(): number {
@@ -249,6 +295,7 @@ export class Transport {
       for (const connection of [...captured]) this.flow.capture(connection, topic, channel, payload);
     const subscribers = this.app.numSubscribers(topic);
     if (subscribers === 0) return;
+    this.outbound.add(payload.length);
     this.app.publish(topic, payload, false, false);
     this.publishTally.published(channel, subscribers, receivedAtEpochMs);
   }
@@ -261,6 +308,7 @@ export class Transport {
    */
   drain(spreadMs: number): Promise<void> {
     this.draining = true;
+    clearTimeout(this.reopenTimer);
     if (this.listenSocket) {
       this.deps.uws.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
@@ -294,6 +342,7 @@ export class Transport {
     clearInterval(this.sweepTimer);
     clearInterval(this.flowTimer);
     clearTimeout(this.drainTimer);
+    clearTimeout(this.reopenTimer);
     this.draining = true;
     this.app.close();
   }
@@ -339,8 +388,8 @@ export class Transport {
       close: (ws, code) => {
         const connection = ws.getUserData().connection;
         connection.closed = true;
-        // Closed by uWS at maxBackpressure (while slow, or before a sweep found it slow): a
-        // slow-consumer disconnect too, not a network error.
+        // Closed by uWS at maxBackpressure (while slow, or between two sweeps): a slow-consumer
+        // disconnect too, not a network error.
         if (!connection.closeReason && (this.flow.isSlow(connection) || connection.cutAtHardLimit(code))) {
           connection.closeReason = 'slow_consumer';
           metrics.slowConsumerDisconnectsTotal.labels('backpressure_limit').inc();
@@ -363,6 +412,7 @@ export class Transport {
   }
 
   private checkBackpressure(): void {
+    this.outbound.sweeps++;
     this.flow.check(this.open, performance.now());
   }
 
