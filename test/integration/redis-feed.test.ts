@@ -27,7 +27,14 @@ afterEach(async () => {
 
 async function publish(url: string, eventsPerSecond = 300): Promise<Publisher> {
   return startPublisher(
-    { redisUrl: url, products: specs, eventsPerSecond, seed: 5, maxLen: 5_000, snapshotIntervalMs: 200 },
+    {
+      redis: { url: url, password: undefined },
+      products: specs,
+      eventsPerSecond,
+      seed: 5,
+      maxLen: 5_000,
+      snapshotIntervalMs: 200,
+    },
     quiet,
   );
 }

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterLimits, connKey, limitsRedisOptions } from '../../src/limits/redis-limits.js';
+import { ClusterLimits, connKey, LIMITS_CLIENT_ROLE } from '../../src/limits/redis-limits.js';
+import { redisClientOptions } from '../../src/redis/client.js';
 import { type RedisProcess, startRedis } from '../support/redis-server.js';
 
 // --- fixtures ---
@@ -23,9 +24,7 @@ afterEach(async () => {
 
 async function client(): Promise<Redis> {
   const c = new Redis({
-    host: '127.0.0.1',
-    port: server.port,
-    ...limitsRedisOptions(),
+    ...redisClientOptions({ url: server.url, password: undefined }, LIMITS_CLIENT_ROLE),
     connectTimeout: 300,
     // Generous: a timeout under a loaded test machine would be a (correct) fallback, not what these test.
     commandTimeout: 1000,

@@ -1,10 +1,12 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type { RedisConfig } from '../../config/config.js';
 import { epochMs } from '../../market/time.js';
+import { createRedisClient } from '../../redis/client.js';
 import type { FeedSink, FeedSource } from '../types.js';
-import { decodeEvent, decodeSnapshot, EVENT_FIELD, redisKeys } from './contract.js';
+import { compareStreamIds, decodeEvent, decodeSnapshot, EVENT_FIELD, redisKeys } from './contract.js';
 
 export interface RedisSourceOptions {
-  readonly url: string;
+  readonly redis: RedisConfig;
   readonly productIds: readonly string[];
   /** How long one XREAD blocks; also bounds how soon a requested resync starts. */
   readonly blockMs?: number;
@@ -13,8 +15,6 @@ export interface RedisSourceOptions {
 }
 
 type StreamReply = Array<[key: string, entries: Array<[id: string, fields: string[]]>]>;
-
-const RECONNECT_CAP_MS = 2_000;
 
 /**
  * The production feed: per product, a snapshot key and an event stream in Redis (docs/ingest.md).
@@ -36,19 +36,14 @@ export class RedisFeedSource implements FeedSource {
   private loop: Promise<void> | undefined;
   private live = false;
   private downReason: string | undefined = 'not connected to Redis yet';
+  /** Counts the reader's connections; the streams are checked once per connection (resumeAfterReconnect). */
+  private connections = 0;
+  private checkedConnection = 0;
 
   constructor(private readonly options: RedisSourceOptions) {
-    const connection = {
-      // RESP2 reply shapes (ioredis 6 defaults to RESP3).
-      protocol: 2 as const,
-      lazyConnect: true,
-      // A command while Redis is down fails at once instead of queueing: no unbounded offline queue.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (attempt: number) => Math.min(RECONNECT_CAP_MS, 50 * 2 ** Math.min(attempt, 6)),
-    };
-    this.reader = new Redis(options.url, { ...connection, connectionName: 'matchbook-gateway-feed' });
-    this.commands = new Redis(options.url, { ...connection, connectionName: 'matchbook-gateway-snapshots' });
+    const role = { maxRetriesPerRequest: 0, lazyConnect: true };
+    this.reader = createRedisClient(options.redis, { ...role, name: 'matchbook-gateway-feed' });
+    this.commands = createRedisClient(options.redis, { ...role, name: 'matchbook-gateway-snapshots' });
     this.needSnapshot = new Set(options.productIds);
     this.keyToProduct = new Map(options.productIds.map((id) => [redisKeys.events(id), id]));
     for (const client of [this.reader, this.commands]) {
@@ -56,7 +51,10 @@ export class RedisFeedSource implements FeedSource {
         // Connection errors surface through the state events below; ioredis retries by itself.
       });
     }
-    this.reader.on('ready', () => this.setLive(true, undefined));
+    this.reader.on('ready', () => {
+      this.connections++;
+      this.setLive(true, undefined);
+    });
     this.reader.on('close', () => this.setLive(false, 'lost the connection to Redis'));
   }
 
@@ -101,6 +99,7 @@ export class RedisFeedSource implements FeedSource {
           await this.waitUntilReady();
           continue;
         }
+        if (this.checkedConnection !== this.connections) await this.resumeAfterReconnect();
         await this.loadSnapshots();
         await this.readEvents();
       } catch {
@@ -121,6 +120,29 @@ export class RedisFeedSource implements FeedSource {
       const timer = setInterval(check, 50);
       check();
     });
+  }
+
+  /**
+   * A stream whose last entry is older than the last one applied lost entries this source saw: a
+   * failover to a replica that had not received them yet (asynchronous replication), or a Redis
+   * restart. New entries may then get ids below the old position (the new server's clock behind
+   * the old one's) and an XREAD after it would not see them: read such a stream from its current
+   * end instead. What follows is the upstream's next events, whose sequences (above everything the
+   * book has) make the hub resynchronise from the snapshot key; nothing older is replayed.
+   */
+  private async resumeAfterReconnect(): Promise<void> {
+    const connection = this.connections;
+    const products = [...this.lastIds.keys()];
+    const pipeline = this.commands.pipeline();
+    for (const id of products) pipeline.xrevrange(redisKeys.events(id), '+', '-', 'COUNT', 1);
+    const replies = (await pipeline.exec()) ?? [];
+    for (const [i, productId] of products.entries()) {
+      const [error, entries] = replies[i] ?? [new Error('no reply')];
+      if (error) throw error;
+      const tail = (entries as [string, string[]][])[0]?.[0] ?? '0-0';
+      if (compareStreamIds(tail, this.lastIds.get(productId)!) < 0) this.lastIds.set(productId, tail);
+    }
+    this.checkedConnection = connection;
   }
 
   private async loadSnapshots(): Promise<void> {
