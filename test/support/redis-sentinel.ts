@@ -2,17 +2,22 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { FaultProxy } from './fault-proxy.js';
 import { type RedisProcess, startRedis } from './redis-server.js';
 
 /**
  * A Sentinel-managed Redis for a test, all real processes on free ports of 127.0.0.1: a primary, a
  * replica of it (`--replicaof`) and three `redis-server --sentinel` processes with a quorum of 2,
- * each with a config file of its own in a temporary directory (Sentinel rewrites it).
+ * each with a config file of its own in a temporary directory (Sentinel rewrites it). The replica
+ * replicates through a FaultProxy, so a test can make it miss writes the primary acknowledged, as
+ * asynchronous replication does when a primary fails.
  */
 export interface SentinelSetup {
   readonly masterName: string;
   readonly primary: RedisProcess;
   readonly replica: RedisProcess;
+  /** The replica's link to the primary: freeze() it and the replica gets nothing more. */
+  readonly replication: FaultProxy;
   readonly sentinels: readonly RedisProcess[];
   /** REDIS_SENTINELS for the gateway: `127.0.0.1:<port>` of every Sentinel. */
   readonly addresses: string;
@@ -26,29 +31,37 @@ export interface SentinelSetup {
 export interface SentinelTimings {
   /** How long the primary may be unreachable before a Sentinel considers it down. */
   readonly downAfterMs: number;
+  /**
+   * Also how long a Sentinel leaves a replica replicating from another address than the primary's
+   * (here: the proxy's) before it re-points it at the primary itself (+fix-slave-config), which
+   * would take the proxy out of the path: longer than a test runs up to its failover.
+   */
   readonly failoverTimeoutMs: number;
 }
 
 const SETTLE_TIMEOUT_MS = 20_000;
 
 export async function startSentinels(
-  timings: SentinelTimings = { downAfterMs: 1_000, failoverTimeoutMs: 5_000 },
+  timings: SentinelTimings = { downAfterMs: 1_000, failoverTimeoutMs: 60_000 },
 ): Promise<SentinelSetup> {
   const masterName = 'matchbook';
   const configDir = mkdtempSync(join(tmpdir(), 'matchbook-sentinel-'));
   const started: RedisProcess[] = [];
   const subscribers: Redis[] = [];
+  let replication: FaultProxy | undefined;
   const stop = async () => {
     for (const s of subscribers) s.disconnect();
+    await replication?.close();
     await Promise.all(started.map((p) => p.stop()));
     rmSync(configDir, { recursive: true, force: true });
   };
   try {
     const primary = await startRedis();
     started.push(primary);
+    replication = await FaultProxy.start(primary.port);
     const replica = await startRedis({
       mode: {
-        args: ['--replicaof', '127.0.0.1', String(primary.port)],
+        args: ['--replicaof', '127.0.0.1', String(replication.port)],
         ready: 'MASTER <-> REPLICA sync: Finished with success',
       },
     });
@@ -124,6 +137,7 @@ export async function startSentinels(
       masterName,
       primary,
       replica,
+      replication,
       sentinels,
       addresses: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
       switched,
