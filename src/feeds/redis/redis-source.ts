@@ -29,6 +29,8 @@ export class RedisFeedSource implements FeedSource {
   private readonly commands: Redis;
   /** Per product, the id of the last stream entry applied (read after it). */
   private readonly lastIds = new Map<string, string>();
+  /** Per product, the sequence of the last event or snapshot handed to the sink. */
+  private readonly lastSequences = new Map<string, number>();
   private readonly needSnapshot: Set<string>;
   private readonly keyToProduct: Map<string, string>;
   private sink: FeedSink | undefined;
@@ -126,21 +128,37 @@ export class RedisFeedSource implements FeedSource {
    * A stream whose last entry is older than the last one applied lost entries this source saw: a
    * failover to a replica that had not received them yet (asynchronous replication), or a Redis
    * restart. New entries may then get ids below the old position (the new server's clock behind
-   * the old one's) and an XREAD after it would not see them: read such a stream from its current
-   * end instead. What follows is the upstream's next events, whose sequences (above everything the
-   * book has) make the hub resynchronise from the snapshot key; nothing older is replayed.
+   * the old one's), which an XREAD after it would not see for as long as the clocks differ. Read
+   * atomically with the stream's end, the snapshot key decides where to go on: one above the last
+   * sequence delivered was written after the switch, and the upstream writes it before any new
+   * event (docs/ingest.md), so the product resumes from it; otherwise nothing new was written yet
+   * and the stream is read from its end, where the upstream's next events, above the book's
+   * sequence, make the hub resynchronise. Nothing already delivered is replayed either way.
    */
   private async resumeAfterReconnect(): Promise<void> {
     const connection = this.connections;
     const products = [...this.lastIds.keys()];
-    const pipeline = this.commands.pipeline();
-    for (const id of products) pipeline.xrevrange(redisKeys.events(id), '+', '-', 'COUNT', 1);
-    const replies = (await pipeline.exec()) ?? [];
-    for (const [i, productId] of products.entries()) {
-      const [error, entries] = replies[i] ?? [new Error('no reply')];
-      if (error) throw error;
-      const tail = (entries as [string, string[]][])[0]?.[0] ?? '0-0';
-      if (compareStreamIds(tail, this.lastIds.get(productId)!) < 0) this.lastIds.set(productId, tail);
+    if (products.length > 0) {
+      const transaction = this.commands.multi();
+      for (const id of products) {
+        transaction.xrevrange(redisKeys.events(id), '+', '-', 'COUNT', 1);
+        transaction.get(redisKeys.snapshot(id));
+      }
+      const replies = await transaction.exec();
+      if (!replies) throw new Error('MULTI aborted');
+      for (const [i, productId] of products.entries()) {
+        const [[tailError, entries] = [null, []], [keyError, json] = [null, null]] = replies.slice(
+          2 * i,
+          2 * i + 2,
+        );
+        if (tailError || keyError) throw tailError ?? keyError;
+        const tail = (entries as [string, string[]][])[0]?.[0] ?? '0-0';
+        if (compareStreamIds(tail, this.lastIds.get(productId)!) >= 0) continue;
+        const stored = typeof json === 'string' ? decodeSnapshot(json) : undefined;
+        if (stored?.ok && stored.value.event.sequence > (this.lastSequences.get(productId) ?? 0))
+          this.needSnapshot.add(productId);
+        else this.lastIds.set(productId, tail);
+      }
     }
     this.checkedConnection = connection;
   }
@@ -156,6 +174,7 @@ export class RedisFeedSource implements FeedSource {
       }
       this.needSnapshot.delete(productId);
       this.lastIds.set(productId, decoded.value.stream_id);
+      this.lastSequences.set(productId, decoded.value.event.sequence);
       this.sink?.onEvent(decoded.value.event, epochMs());
     }
   }
@@ -192,6 +211,7 @@ export class RedisFeedSource implements FeedSource {
           this.sink?.onUndecodable(productId, `stream entry ${id}: ${decoded?.reason ?? 'no event field'}`);
           continue;
         }
+        this.lastSequences.set(productId, decoded.value.sequence);
         this.sink?.onEvent(decoded.value, receivedAt);
       }
     }
