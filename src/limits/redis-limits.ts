@@ -34,8 +34,9 @@ import { burstyWindows, consume, type Rate, type RateDecision } from './rate-lim
  *
  * Keys are for a standalone Redis (or a primary with replicas, Sentinel-managed or not): the script
  * reads liveness keys it is not given in KEYS, which Redis Cluster does not allow. After a failover
- * the promoted replica may lack the last counts written: the first command that fails over it
- * (the connection closes, or READONLY) makes the replica re-base, which writes them again.
+ * the promoted replica may lack the last counts written: every closed connection (a failover
+ * ends them all, or READONLY makes ioredis end it) makes the replica re-base when it reconnects,
+ * which writes them again.
  */
 
 export interface ClusterLimitsOptions {
@@ -147,6 +148,14 @@ export class ClusterLimits {
   private beating: Promise<void> | undefined;
   private stopped = false;
   private readonly onReady = () => void this.heartbeat();
+  /**
+   * Whatever the connection ends on, the server behind it may have lost this replica's latest
+   * counts: a failover to a replica that had not got them, a restart. Re-based at the next
+   * heartbeat, which 'ready' starts; cheap (one MULTI) and never wrong.
+   */
+  private readonly onClose = () => {
+    if (!this.stopped) this.needsRebase = true;
+  };
 
   constructor(
     options: ClusterLimitsOptions,
@@ -171,6 +180,7 @@ export class ClusterLimits {
     this.timer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
     this.timer.unref();
     this.redis.on('ready', this.onReady);
+    this.redis.on('close', this.onClose);
     void this.heartbeat();
   }
 
@@ -180,6 +190,7 @@ export class ClusterLimits {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.redis.off('ready', this.onReady);
+    this.redis.off('close', this.onClose);
     await this.beating;
     if (this.redis.status !== 'ready') return;
     const multi = this.redis.multi();
