@@ -113,16 +113,11 @@ describe('Redis Sentinel failover (real primary, replica, three Sentinels, publi
       PUBLISH_SNAPSHOT_MS: '200',
     });
     processes.push(publisher);
-    const epoch = (
-      JSON.parse(
-        publisher
-          .stdout()
-          .split('\n')
-          .find((l) => l.includes('publisher starting'))!,
-      ) as {
-        epoch: string;
-      }
-    ).epoch;
+    const starting = publisher
+      .stdout()
+      .split('\n')
+      .find((l) => l.includes('publisher starting'));
+    const { epoch } = JSON.parse(starting!) as { epoch: string };
     const gateway = async (workers: string) => {
       const g = await spawnGateway({
         ...redisEnv,

@@ -217,7 +217,7 @@ describe('FEED_SOURCE=redis (real redis-server)', () => {
     await client.close();
   }, 30_000);
 
-  it('a stream rewound while the reader was away (a promoted replica behind it, with a clock behind the old primary) resumes from the snapshot written after the switch', async () => {
+  it('a stream rewound while the reader was away (a promoted replica behind it, with a clock behind the old primary) is read on from where the snapshot written after the switch stands', async () => {
     redis = await startRedis();
     const { Redis } = await import('ioredis');
     const writer = new Redis(redis.url, { protocol: 2 });

@@ -129,11 +129,11 @@ export class RedisFeedSource implements FeedSource {
    * failover to a replica that had not received them yet (asynchronous replication), or a Redis
    * restart. New entries may then get ids below the old position (the new server's clock behind
    * the old one's), which an XREAD after it would not see for as long as the clocks differ. Read
-   * atomically with the stream's end, the snapshot key decides where to go on: one above the last
-   * sequence delivered was written after the switch, and the upstream writes it before any new
-   * event (docs/ingest.md), so the product resumes from it; otherwise nothing new was written yet
-   * and the stream is read from its end, where the upstream's next events, above the book's
-   * sequence, make the hub resynchronise. Nothing already delivered is replayed either way.
+   * atomically with the stream's end, the snapshot key decides where to read on: one above the
+   * last sequence delivered was written after the switch, before any new event (docs/ingest.md),
+   * so from its stream id; otherwise nothing new was written yet, so from the stream's end. Either
+   * way the next events read are the upstream's new ones, whose sequences (above the book's) make
+   * the hub resynchronise from the snapshot key as after any gap; nothing delivered is replayed.
    */
   private async resumeAfterReconnect(): Promise<void> {
     const connection = this.connections;
@@ -155,9 +155,8 @@ export class RedisFeedSource implements FeedSource {
         const tail = (entries as [string, string[]][])[0]?.[0] ?? '0-0';
         if (compareStreamIds(tail, this.lastIds.get(productId)!) >= 0) continue;
         const stored = typeof json === 'string' ? decodeSnapshot(json) : undefined;
-        if (stored?.ok && stored.value.event.sequence > (this.lastSequences.get(productId) ?? 0))
-          this.needSnapshot.add(productId);
-        else this.lastIds.set(productId, tail);
+        const fresh = stored?.ok && stored.value.event.sequence > (this.lastSequences.get(productId) ?? 0);
+        this.lastIds.set(productId, fresh ? stored.value.stream_id : tail);
       }
     }
     this.checkedConnection = connection;
