@@ -13,6 +13,7 @@ export const CHART_OWNED: Readonly<Record<string, string>> = {
   PORT: 'ports.http',
   ADMIN_PORT: 'ports.admin',
   REDIS_PASSWORD: 'redisPassword (from a Secret)',
+  REDIS_SENTINEL_PASSWORD: 'redisSentinelPassword (from a Secret)',
 };
 
 type JsonSchema = Record<string, unknown>;

@@ -69,18 +69,10 @@ interface Delivery extends PublicationSink {
   injectWorkerFault(index: number, fault: WorkerFault): Promise<number>;
 }
 
-/** The Redis URL with REDIS_PASSWORD applied, if given separately. */
-export function redisUrl(config: GatewayConfig): string {
-  if (!config.redis.password) return config.redis.url;
-  const url = new URL(config.redis.url);
-  url.password = config.redis.password;
-  return url.toString();
-}
-
 function createFeed(config: GatewayConfig): FeedSource {
   switch (config.feedSource) {
     case 'redis':
-      return new RedisFeedSource({ url: redisUrl(config), productIds: config.products.map((p) => p.id) });
+      return new RedisFeedSource({ redis: config.redis, productIds: config.products.map((p) => p.id) });
     case 'simulator':
       return new SimulatorSource({
         products: config.products,
@@ -110,7 +102,7 @@ function createConnectGate(
     };
   }
   const { limits: cluster, close } = connectClusterLimits(
-    redisUrl(config),
+    config.redis,
     {
       replicaId: `${hostname()}:${process.pid}`,
       maxConnectionsPerIp: config.limits.maxConnectionsPerIp,

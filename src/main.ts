@@ -2,7 +2,7 @@
 import closeWithGrace from 'close-with-grace';
 import { describeConfig, type GatewayConfig, loadConfig } from './config/config.js';
 import { startPublisher } from './feeds/redis/publisher.js';
-import { type Gateway, redisUrl, startGateway } from './gateway.js';
+import { type Gateway, startGateway } from './gateway.js';
 import { readOpenFilesLimit, readSomaxconn } from './limits/open-descriptors.js';
 import { createLogger } from './logging/logger.js';
 import { nativeUws } from './server/uws.js';
@@ -128,7 +128,7 @@ async function publish(config: GatewayConfig): Promise<void> {
   logger.info({ config: describeConfig(config) }, 'starting matchbook-gateway publish');
   const publisher = await startPublisher(
     {
-      redisUrl: redisUrl(config),
+      redis: config.redis,
       products: config.products,
       eventsPerSecond: config.simEventsPerSecond,
       seed: config.simSeed,

@@ -38,7 +38,11 @@ print 10000000 as 1e+07: whole numbers are printed as integers.
 {{ .Values.redisPassword.existingSecret | default (printf "%s-redis" .Values.names.deployment) }}
 {{- end -}}
 
-{{/* The gateway's variables from values (sorted, nulls left to the gateway's defaults), then REDIS_PASSWORD and extraEnv. */}}
+{{- define "matchbook.redisSentinelSecretName" -}}
+{{ .Values.redisSentinelPassword.existingSecret | default (printf "%s-redis" .Values.names.deployment) }}
+{{- end -}}
+
+{{/* The gateway's variables from values (sorted, nulls left to the gateway's defaults), then the Redis passwords and extraEnv. */}}
 {{- define "matchbook.env" -}}
 {{- range $name, $value := .Values.env }}
 {{- if not (kindIs "invalid" $value) }}
@@ -52,6 +56,13 @@ print 10000000 as 1e+07: whole numbers are printed as integers.
     secretKeyRef:
       name: {{ include "matchbook.redisSecretName" . }}
       key: {{ .Values.redisPassword.key }}
+{{- end }}
+{{- if or .Values.redisSentinelPassword.existingSecret .Values.redisSentinelPassword.value }}
+- name: REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "matchbook.redisSentinelSecretName" . }}
+      key: {{ .Values.redisSentinelPassword.key }}
 {{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}

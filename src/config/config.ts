@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { type Cidr, parseCidrList } from '../limits/client-address.js';
@@ -105,6 +106,48 @@ function redisUrlProblem(text: string): string | undefined {
   return undefined;
 }
 
+/** How many Sentinels REDIS_SENTINELS may list: ioredis tries them in turn, so a long list only slows a failover. */
+const MAX_SENTINELS = 16;
+
+export interface SentinelAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** One `host:port` of REDIS_SENTINELS (IPv6 in brackets), or why it is not one. */
+function sentinelAddress(entry: string): SentinelAddress | string {
+  const match = /^(\[[^\]]*\]|[^:[\]]+):([^:]*)$/.exec(entry);
+  if (!match) return `${JSON.stringify(entry.slice(0, 60))} is not host:port`;
+  const [, rawHost = '', rawPort = ''] = match;
+  const host = rawHost.startsWith('[') ? rawHost.slice(1, -1) : rawHost;
+  const validHost = rawHost.startsWith('[')
+    ? isIPv6(host)
+    : host.length <= 253 &&
+      /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host);
+  if (!validHost)
+    return `${JSON.stringify(entry.slice(0, 60))}: ${JSON.stringify(host.slice(0, 60))} is not a host name or IP address`;
+  if (!/^\d{1,5}$/.test(rawPort) || Number(rawPort) < 1 || Number(rawPort) > 65_535)
+    return `${JSON.stringify(entry.slice(0, 60))}: port ${JSON.stringify(rawPort.slice(0, 10))} is not an integer from 1 to 65535`;
+  return { host, port: Number(rawPort) };
+}
+
+const sentinelList = z.string().transform((text, ctx) => {
+  if (text === '') return [];
+  const entries = text.split(',').map((s) => s.trim());
+  const addresses: SentinelAddress[] = [];
+  for (const entry of entries) {
+    const parsed = sentinelAddress(entry);
+    if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+    else addresses.push(parsed);
+  }
+  const keys = addresses.map((a) => `${a.host.toLowerCase()}:${a.port}`);
+  if (new Set(keys).size !== keys.length)
+    ctx.addIssue({ code: 'custom', message: 'a Sentinel is listed twice' });
+  if (entries.length > MAX_SENTINELS)
+    ctx.addIssue({ code: 'custom', message: `more than ${MAX_SENTINELS} Sentinels` });
+  return addresses;
+});
+
 /** The default worker count: the container's CPU limit where there is one (see cpu-limit.ts). */
 export const DEFAULT_WORKER_THREADS = cpuLimit('/sys/fs/cgroup', availableParallelism());
 
@@ -145,6 +188,24 @@ export const CONFIG_VARIABLES = {
     '',
     'empty or the password (never logged)',
     'Redis password, if not in REDIS_URL.',
+    z.string(),
+  ),
+  REDIS_SENTINELS: variable(
+    '',
+    `empty (no Sentinel) or 1 to ${MAX_SENTINELS} distinct comma-separated Sentinel addresses host:port (port 1-65535, IPv6 in brackets), with REDIS_SENTINEL_MASTER`,
+    "Redis Sentinels that say which server is the primary: set, REDIS_URL's host and port are not used (its user, password, database and TLS are).",
+    sentinelList,
+  ),
+  REDIS_SENTINEL_MASTER: variable(
+    '',
+    'empty, or the master name the Sentinels monitor (1 to 128 of A-Z a-z 0-9 . _ -), with REDIS_SENTINELS',
+    'The master name of `sentinel monitor <name> …` whose primary is used.',
+    z.string().regex(/^([A-Za-z0-9._-]{1,128})?$/, 'not 1 to 128 of A-Z a-z 0-9 . _ -'),
+  ),
+  REDIS_SENTINEL_PASSWORD: variable(
+    '',
+    "empty (the Sentinels need none) or the Sentinels' password (never logged), with REDIS_SENTINELS",
+    "The Sentinels' own password (their requirepass), if they have one.",
     z.string(),
   ),
   LIMITS_STORE: variable(
@@ -379,6 +440,14 @@ type Values = { [K in keyof Variables]: Variables[K] extends Variable<infer T> ?
 export interface RedisConfig {
   readonly url: string;
   readonly password: string | undefined;
+  /** Set: the primary is the one these Sentinels name; REDIS_URL's host and port are not used. */
+  readonly sentinel?: SentinelConfig | undefined;
+}
+
+export interface SentinelConfig {
+  readonly sentinels: readonly SentinelAddress[];
+  readonly masterName: string;
+  readonly password: string | undefined;
 }
 
 export interface GatewayConfig {
@@ -515,6 +584,7 @@ export function loadConfig(
       `ADMIN_PORT=${JSON.stringify(env.ADMIN_PORT ?? '')} is invalid (the same as PORT=${v.PORT}): expected ${CONFIG_VARIABLES.ADMIN_PORT.accepts}`,
     );
   }
+  errors.push(...sentinelProblems(env, values));
   const descriptors =
     host.openFilesLimit === undefined || values.WS_WORKER_THREADS === undefined
       ? undefined
@@ -541,7 +611,18 @@ export function loadConfig(
   return {
     ok: true,
     config: {
-      redis: { url: v.REDIS_URL, password: v.REDIS_PASSWORD === '' ? undefined : v.REDIS_PASSWORD },
+      redis: {
+        url: v.REDIS_URL,
+        password: v.REDIS_PASSWORD === '' ? undefined : v.REDIS_PASSWORD,
+        sentinel:
+          v.REDIS_SENTINELS.length === 0
+            ? undefined
+            : {
+                sentinels: v.REDIS_SENTINELS,
+                masterName: v.REDIS_SENTINEL_MASTER,
+                password: v.REDIS_SENTINEL_PASSWORD === '' ? undefined : v.REDIS_SENTINEL_PASSWORD,
+              },
+      },
       limitsStore: v.LIMITS_STORE,
       publish: { maxLen: v.PUBLISH_MAXLEN, snapshotIntervalMs: v.PUBLISH_SNAPSHOT_MS },
       host: v.HOST,
@@ -589,13 +670,55 @@ export function loadConfig(
   };
 }
 
+/** Sentinels and a master name go together; a Sentinel password without Sentinels is a slip. */
+function sentinelProblems(
+  env: Readonly<Record<string, string | undefined>>,
+  values: Record<string, unknown>,
+): string[] {
+  const sentinels = values.REDIS_SENTINELS as readonly SentinelAddress[] | undefined;
+  const master = values.REDIS_SENTINEL_MASTER as string | undefined;
+  if (sentinels === undefined || master === undefined) return [];
+  const problems: string[] = [];
+  const given = (name: string) => JSON.stringify(env[name] ?? '');
+  if (sentinels.length > 0 && master === '')
+    problems.push(
+      `REDIS_SENTINEL_MASTER=${given('REDIS_SENTINEL_MASTER')} is invalid (REDIS_SENTINELS is set: the Sentinels need the master name): expected ${CONFIG_VARIABLES.REDIS_SENTINEL_MASTER.accepts}`,
+    );
+  if (sentinels.length === 0 && master !== '')
+    problems.push(
+      `REDIS_SENTINELS=${given('REDIS_SENTINELS')} is invalid (REDIS_SENTINEL_MASTER is set: no Sentinel to ask for it): expected ${CONFIG_VARIABLES.REDIS_SENTINELS.accepts}`,
+    );
+  if (sentinels.length === 0 && (env.REDIS_SENTINEL_PASSWORD ?? '').trim() !== '')
+    problems.push(
+      `REDIS_SENTINEL_PASSWORD="[redacted]" is invalid (REDIS_SENTINELS is not set: no Sentinel to use it with): expected ${CONFIG_VARIABLES.REDIS_SENTINEL_PASSWORD.accepts}`,
+    );
+  return problems;
+}
+
+/** Where the gateway's Redis connections go, in words, for the startup log line. */
+export function describeRedisTarget(redis: RedisConfig): string {
+  const url = new URL(redis.url);
+  if (!redis.sentinel) return `${redactCredentials(redis.url)} (REDIS_URL)`;
+  const sentinels = redis.sentinel.sentinels
+    .map((s) => `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`)
+    .join(',');
+  return (
+    `the primary of Sentinel master ${JSON.stringify(redis.sentinel.masterName)} via ${sentinels}; ` +
+    `REDIS_URL supplies user, password, database and TLS, its host and port (${url.host}) are not used`
+  );
+}
+
 /** The effective configuration as logged at startup (no secrets exist yet; redact them here when they do). */
 export function describeConfig(config: GatewayConfig): Record<string, unknown> {
   return {
     ...config,
     redis: {
+      target: describeRedisTarget(config.redis),
       url: redactCredentials(config.redis.url),
       password: config.redis.password && '[redacted]',
+      ...(config.redis.sentinel && {
+        sentinel: { ...config.redis.sentinel, password: config.redis.sentinel.password && '[redacted]' },
+      }),
     },
     products: config.products.map((p) => p.id),
     limits: { ...config.limits, trustedProxies: config.limits.trustedProxies.length },

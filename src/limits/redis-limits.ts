@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
+import type { RedisConfig } from '../config/config.js';
+import { type ClientRole, createRedisClient } from '../redis/client.js';
 import { burstyWindows, consume, type Rate, type RateDecision } from './rate-limits.js';
 
 /**
@@ -30,12 +32,15 @@ import { burstyWindows, consume, type Rate, type RateDecision } from './rate-lim
  * releases, nothing unbounded, and the counts converge to the truth at the first heartbeat (or
  * 'ready' event) after Redis is back.
  *
- * Keys are for a standalone Redis (or a primary with replicas): the script reads liveness keys it
- * is not given in KEYS, which Redis Cluster does not allow.
+ * Keys are for a standalone Redis (or a primary with replicas, Sentinel-managed or not): the script
+ * reads liveness keys it is not given in KEYS, which Redis Cluster does not allow. After a failover
+ * the promoted replica may lack the last counts written: every closed connection (a failover
+ * ends them all, or READONLY makes ioredis end it) makes the replica re-base when it reconnects,
+ * which writes them again.
  */
 
 export interface ClusterLimitsOptions {
-  /** An ioredis client the caller owns (connects, listens for 'error', quits). See limitsRedisOptions(). */
+  /** An ioredis client the caller owns (connects, listens for 'error', quits), as LIMITS_CLIENT_ROLE describes. */
   readonly redis: Redis;
   readonly replicaId: string;
   readonly maxConnectionsPerIp: number;
@@ -97,21 +102,16 @@ interface ScriptCommands {
 }
 
 /**
- * Client options ClusterLimits relies on: RESP2 reply shapes, and a command while Redis is down or
- * slow fails at once (or after commandTimeout) instead of queueing, so admission never waits on Redis.
- * Spread it and add host/port (or pass a URL first): `new Redis(url, limitsRedisOptions())`.
+ * How ClusterLimits's connection behaves (createRedisClient adds the rest): a command while Redis
+ * is down or slow fails at once (or after commandTimeout) instead of queueing or being retried, so
+ * admission never waits on Redis.
  */
-export function limitsRedisOptions() {
-  return {
-    protocol: 2 as const,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 1000,
-    commandTimeout: 500,
-    retryStrategy: (attempt: number) => Math.min(2000, 50 * 2 ** Math.min(attempt, 6)),
-    connectionName: 'matchbook-gateway-limits',
-  } satisfies RedisOptions;
-}
+export const LIMITS_CLIENT_ROLE: ClientRole = {
+  name: 'matchbook-gateway-limits',
+  maxRetriesPerRequest: 0,
+  connectTimeoutMs: 1000,
+  commandTimeoutMs: 500,
+};
 
 /** rate-limiter-flexible's Redis limiters, sustained + burst as burstyLimiter(), each insured in memory. */
 function redisBurstyLimiter(redis: Redis, rate: Rate, keyPrefix: string): BurstyRateLimiter {
@@ -148,6 +148,14 @@ export class ClusterLimits {
   private beating: Promise<void> | undefined;
   private stopped = false;
   private readonly onReady = () => void this.heartbeat();
+  /**
+   * Whatever the connection ends on, the server behind it may have lost this replica's latest
+   * counts: a failover to a replica that had not got them, a restart. Re-based at the next
+   * heartbeat, which 'ready' starts; cheap (one MULTI) and never wrong.
+   */
+  private readonly onClose = () => {
+    if (!this.stopped) this.needsRebase = true;
+  };
 
   constructor(
     options: ClusterLimitsOptions,
@@ -172,6 +180,7 @@ export class ClusterLimits {
     this.timer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
     this.timer.unref();
     this.redis.on('ready', this.onReady);
+    this.redis.on('close', this.onClose);
     void this.heartbeat();
   }
 
@@ -181,6 +190,7 @@ export class ClusterLimits {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.redis.off('ready', this.onReady);
+    this.redis.off('close', this.onClose);
     await this.beating;
     if (this.redis.status !== 'ready') return;
     const multi = this.redis.multi();
@@ -337,11 +347,11 @@ export class ClusterLimits {
  * `close` stops the heartbeat, removes this replica's counts and disconnects.
  */
 export function connectClusterLimits(
-  url: string,
+  config: RedisConfig,
   options: Omit<ClusterLimitsOptions, 'redis'>,
   observer: ClusterLimitsObserver,
 ): { readonly limits: ClusterLimits; close(): Promise<void> } {
-  const redis = new Redis(url, limitsRedisOptions());
+  const redis = createRedisClient(config, LIMITS_CLIENT_ROLE);
   redis.on('error', () => {
     // Reported through the observer's fallback signal; ioredis reconnects by itself.
   });

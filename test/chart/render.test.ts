@@ -322,6 +322,34 @@ describe('configuration changes roll the pods', () => {
       'checksum/config'
     ]!;
   }
+  it('Redis Sentinel: the variables as env entries, both passwords from Secrets, a created one holding each under its key', async () => {
+    const objects = await render([
+      '--set-string',
+      'env.REDIS_SENTINELS=s0:26379\\,s1:26379',
+      '--set',
+      'env.REDIS_SENTINEL_MASTER=mymaster',
+      '--set',
+      'redisPassword.value=server-secret',
+      '--set',
+      'redisSentinelPassword.value=sentinel-secret',
+    ]);
+    const env = gateway(objects).env;
+    expect(env).toContainEqual({ name: 'REDIS_SENTINELS', value: 's0:26379,s1:26379' });
+    expect(env).toContainEqual({ name: 'REDIS_SENTINEL_MASTER', value: 'mymaster' });
+    expect(env).toContainEqual({
+      name: 'REDIS_SENTINEL_PASSWORD',
+      valueFrom: { secretKeyRef: { name: 'api-redis', key: 'sentinel-password' } },
+    });
+    expect(env).toContainEqual({
+      name: 'REDIS_PASSWORD',
+      valueFrom: { secretKeyRef: { name: 'api-redis', key: 'password' } },
+    });
+    const secret = find(objects, 'Secret', 'api-redis') as K8sObject & { stringData: Record<string, string> };
+    expect(secret.stringData).toEqual({ password: 'server-secret', 'sentinel-password': 'sentinel-secret' });
+    expect(defaults.filter((o) => o.kind === 'Secret')).toEqual([]);
+    expect(gateway(defaults).env.find((e) => e.name.startsWith('REDIS_SENTINEL'))).toBeUndefined();
+  });
+
   it('a different env value or Redis password changes the checksum annotation', async () => {
     const base = checksum(defaults);
     expect(checksum(await render(['--set', 'env.WS_THROTTLE_MS=100']))).not.toBe(base);

@@ -27,7 +27,14 @@ afterEach(async () => {
 
 async function publish(url: string, eventsPerSecond = 300): Promise<Publisher> {
   return startPublisher(
-    { redisUrl: url, products: specs, eventsPerSecond, seed: 5, maxLen: 5_000, snapshotIntervalMs: 200 },
+    {
+      redis: { url: url, password: undefined },
+      products: specs,
+      eventsPerSecond,
+      seed: 5,
+      maxLen: 5_000,
+      snapshotIntervalMs: 200,
+    },
     quiet,
   );
 }
@@ -207,6 +214,83 @@ describe('FEED_SOURCE=redis (real redis-server)', () => {
     await expectPublisherBook(client, replica, 'ETH-USD');
     expect(await gw.metric('ws_feed_resyncs_total', 'reason="gap"')).toBeGreaterThanOrEqual(1);
     expect(await gw.metric('ws_feed_resyncs_total', 'reason="incarnation"')).toBeUndefined();
+    await client.close();
+  }, 30_000);
+
+  it('a stream rewound while the reader was away (a promoted replica behind it, with a clock behind the old primary) is read on from where the snapshot written after the switch stands', async () => {
+    redis = await startRedis();
+    const { Redis } = await import('ioredis');
+    const writer = new Redis(redis.url, { protocol: 2 });
+    const id = 'BTC-USD';
+    const epoch = '1'.padStart(21, '0');
+    const time = '2026-12-01T00:00:00.000000Z';
+    const events = redisKeys.events(id);
+    const book = (sequence: number) =>
+      JSON.stringify({
+        epoch,
+        type: 'book',
+        product_id: id,
+        sequence,
+        time,
+        changes: [['buy', '99.00', `${sequence}.00000000`, 1]],
+      });
+    const writeSnapshot = (sequence: number, streamId: string) =>
+      writer.set(
+        redisKeys.snapshot(id),
+        JSON.stringify({
+          stream_id: streamId,
+          event: {
+            epoch,
+            type: 'snapshot',
+            product_id: id,
+            sequence,
+            time,
+            bids: [['99.00', `${sequence}.00000000`, 1]],
+            asks: [['101.00', '1.00000000', 1]],
+          },
+        }),
+      );
+    // The old primary's clock is an hour ahead: its entries' ids are in this server's future.
+    const ahead = Date.now() + 3_600_000;
+    await writeSnapshot(1, '0-0');
+    for (let sequence = 2; sequence <= 5; sequence++)
+      await writer.xadd(events, `${ahead}-${sequence}`, 'e', book(sequence));
+    for (let sequence = 6; sequence <= 10; sequence++)
+      await writer.xadd(events, `${ahead + 1000}-${sequence}`, 'e', book(sequence));
+    const gw = await gatewayOn(redis.url, { PRODUCTS: id });
+    const client = await TestClient.connect(gw.wsUrl);
+    client.subscribe(['level2'], [id]);
+    const replica = new BookReplica();
+    await client.next((m) => {
+      replica.apply(m);
+      return replica.sequence === 10;
+    }, 10_000);
+
+    // The failover: the promoted replica never got 6-10 (its stream, last id included, is the old
+    // one's up to 5).
+    await writer.del(events);
+    for (let sequence = 2; sequence <= 5; sequence++)
+      await writer.xadd(events, `${ahead}-${sequence}`, 'e', book(sequence));
+    // The upstream goes on from the promoted replica (events 11-19 fell in the switch): a snapshot,
+    // then events, their ids from this server's clock, which keeps them above the stream's last
+    // (`${ahead}-…`) but below the reader's old position. Then the reader's connection drops.
+    await writeSnapshot(19, `${ahead}-5`);
+    for (let sequence = 20; sequence <= 25; sequence++) await writer.xadd(events, '*', 'e', book(sequence));
+    const feed = String(await writer.call('CLIENT', 'LIST'))
+      .split('\n')
+      .find((line: string) => line.includes('name=matchbook-gateway-feed'));
+    await writer.call('CLIENT', 'KILL', 'ID', /\bid=(\d+)/.exec(feed!)![1]!);
+    const snapshot = await client.next((m) => {
+      replica.apply(m);
+      return m.type === 'snapshot';
+    }, 10_000);
+    expect(snapshot.sequence).toBe(19);
+    await client.next((m) => {
+      replica.apply(m);
+      return replica.sequence === 25;
+    }, 10_000);
+    expect(replica.levels().bids).toEqual([['99.00', '25.00000000']]);
+    writer.disconnect();
     await client.close();
   }, 30_000);
 

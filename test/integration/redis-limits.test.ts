@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterLimits, connKey, limitsRedisOptions } from '../../src/limits/redis-limits.js';
+import { ClusterLimits, connKey, LIMITS_CLIENT_ROLE } from '../../src/limits/redis-limits.js';
+import { redisClientOptions } from '../../src/redis/client.js';
 import { type RedisProcess, startRedis } from '../support/redis-server.js';
 
 // --- fixtures ---
@@ -23,9 +24,7 @@ afterEach(async () => {
 
 async function client(): Promise<Redis> {
   const c = new Redis({
-    host: '127.0.0.1',
-    port: server.port,
-    ...limitsRedisOptions(),
+    ...redisClientOptions({ url: server.url, password: undefined }, LIMITS_CLIENT_ROLE),
     connectTimeout: 300,
     // Generous: a timeout under a loaded test machine would be a (correct) fallback, not what these test.
     commandTimeout: 1000,
@@ -192,6 +191,29 @@ describe('ClusterLimits (LIMITS_STORE=redis) on a real Redis', () => {
     expect(await b.limits.acquire(ip)).toBe('ok');
     expect(await b.limits.acquire(ip)).toBe('per_ip_limit');
     expect(Object.values(await b.redis.hgetall(connKey(ip))).sort()).toEqual(['1', '2']);
+  });
+
+  it('a reconnection re-bases the counts: ones the server lost (a failover to a replica that had not got them) are written again', async () => {
+    const a = await replica('a');
+    const b = await replica('b');
+    const ip = '10.0.5.1';
+    expect(await acquireN(a, ip, 3)).toEqual(['ok', 'ok', 'ok']);
+    // The server a reconnects to has a's liveness key but not its last increment.
+    const [field] = Object.keys(await b.redis.hgetall(connKey(ip)));
+    await b.redis.hset(connKey(ip), field!, 2);
+    expect(await b.limits.acquire(ip)).toBe('ok');
+    await b.limits.release(ip);
+    const ready = once(a.redis, 'ready');
+    await b.redis.client('KILL', 'ID', String(await a.redis.client('ID')));
+    await ready;
+    // A new incarnation holding a's 3; the old field (2) is dead, and reaped by the next acquire.
+    await eventually(
+      async () => Object.values(await b.redis.hgetall(connKey(ip))),
+      (counts) => counts.includes('3'),
+    );
+    expect(await b.limits.acquire(ip)).toBe('per_ip_limit');
+    expect(Object.values(await b.redis.hgetall(connKey(ip)))).toEqual(['3']);
+    expect(a.fallbacks).toEqual([]);
   });
 
   it('Redis down: answers promptly from local limits, reports the fallback, and recovers after a restart', async () => {

@@ -136,7 +136,7 @@ describe('redis publisher (matchbook-gateway publish)', () => {
   const start = async (overrides: Partial<PublisherOptions> = {}) => {
     publisher = await startPublisher(
       {
-        redisUrl: redis.url,
+        redis: { url: redis.url, password: undefined },
         products: [spec('BTC-USD'), spec('ETH-USD')],
         eventsPerSecond: 200,
         seed: 7,
@@ -272,7 +272,7 @@ describe('redis publisher (matchbook-gateway publish)', () => {
     await waitFor('some events', async () => ((await streamLength('BTC-USD')) >= 20 ? true : undefined));
     const second = await startPublisher(
       {
-        redisUrl: redis.url,
+        redis: { url: redis.url, password: undefined },
         products: [spec('BTC-USD')],
         eventsPerSecond: 200,
         seed: 8,

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { redisKeys } from '../../src/feeds/redis/contract.js';
-import { BookReplica } from '../support/book-replica.js';
+import { Follower } from '../support/follower.js';
 import { startTestGateway, type TestGateway, waitForMetric } from '../support/gateway.js';
 import { type PublisherProcess, spawnPublisher } from '../support/process.js';
 import { type RedisProcess, startRedis } from '../support/redis-server.js';
@@ -67,59 +67,12 @@ async function waitForReady(gw: TestGateway): Promise<void> {
   }
 }
 
-/** A level2 client of every product, its books rebuilt from what it receives, as a Coinbase client does. */
-class Follower {
-  readonly books = new Map(PRODUCTS.map((id) => [id, new BookReplica()]));
-  readonly snapshots: Message[] = [];
-  /** Every snapshot and l2update as received (re-serialised in received key order), by type, product and sequence. */
-  readonly texts = new Map<string, string>();
-
-  private constructor(readonly client: TestClient) {}
-
-  static async on(gw: TestGateway): Promise<Follower> {
-    const client = await TestClient.connect(gw.wsUrl);
-    clients.push(client);
-    client.subscribe(['level2'], PRODUCTS);
-    const follower = new Follower(client);
-    for (const id of PRODUCTS) await follower.until(() => follower.book(id).sequence > 0);
-    return follower;
-  }
-
-  book(productId: string): BookReplica {
-    return this.books.get(productId)!;
-  }
-
-  /** Applies messages as they arrive until `done` holds. */
-  async until(done: () => boolean, timeoutMs = AWAIT_MS): Promise<void> {
-    if (done()) return;
-    await this.client.next((m) => {
-      const book = this.books.get(m.product_id as string);
-      if (!book) return false;
-      if (m.type === 'snapshot') this.snapshots.push(m);
-      this.texts.set(`${m.type} ${m.product_id} ${m.sequence}`, JSON.stringify(m));
-      const before = book.sequence;
-      book.apply(m);
-      // A client-visible sequence never goes backwards.
-      expect(book.sequence).toBeGreaterThanOrEqual(before);
-      return done();
-    }, timeoutMs);
-  }
-
-  /** Waits for a fresh snapshot of every product, after the ones already seen. */
-  async freshSnapshots(): Promise<Message[]> {
-    const seen = this.snapshots.length;
-    const fresh = () => this.snapshots.slice(seen);
-    await this.until(() => PRODUCTS.every((id) => fresh().some((s) => s.product_id === id)));
-    return fresh();
-  }
-}
-
 /**
  * Starts a gateway now, follows both it and `earlier` for `updates` more sequences of each product,
  * and requires every book of `earlier` to equal the later gateway's at every sequence both saw.
  */
 async function expectSameBooksAsAFreshGateway(url: string, earlier: Follower, updates = 100): Promise<void> {
-  const fresh = await Follower.on(await gatewayOn(url));
+  const fresh = await Follower.on((await gatewayOn(url)).wsUrl, PRODUCTS, clients);
   for (const id of PRODUCTS) {
     const target = fresh.book(id).sequence + updates;
     await fresh.until(() => fresh.book(id).sequence >= target);
@@ -155,8 +108,8 @@ describe('upstream incarnations (real redis-server, publisher and gateway proces
     // A second replica, serving from a worker thread, through the restart.
     const other = await gatewayOn(redis.url, { WS_WORKER_THREADS: '1' });
     await Promise.all([waitForReady(gw), waitForReady(other)]);
-    const client = await Follower.on(gw);
-    const otherClient = await Follower.on(other);
+    const client = await Follower.on(gw.wsUrl, PRODUCTS, clients);
+    const otherClient = await Follower.on(other.wsUrl, PRODUCTS, clients);
     await client.until(() => PRODUCTS.every((id) => client.book(id).sequences.length > 100));
     const before = PRODUCTS.map((id) => client.book(id).sequence);
 
@@ -184,7 +137,7 @@ describe('upstream incarnations (real redis-server, publisher and gateway proces
     const first = await publisher(redis.url, 3);
     const gw = await gatewayOn(redis.url);
     await waitForReady(gw);
-    const client = await Follower.on(gw);
+    const client = await Follower.on(gw.wsUrl, PRODUCTS, clients);
     await client.until(() => PRODUCTS.every((id) => client.book(id).sequences.length > 100));
     const before = PRODUCTS.map((id) => client.book(id).sequence);
 
@@ -205,7 +158,7 @@ describe('upstream incarnations (real redis-server, publisher and gateway proces
     const older = await publisher(redis.url, 5);
     const gw = await gatewayOn(redis.url);
     await waitForReady(gw);
-    const client = await Follower.on(gw);
+    const client = await Follower.on(gw.wsUrl, PRODUCTS, clients);
     await client.until(() => PRODUCTS.every((id) => client.book(id).sequences.length > 50));
 
     await publisher(redis.url, 6);

@@ -60,11 +60,24 @@ class StartError extends Error {
   }
 }
 
-/** Spawns redis-server on `port` and resolves once it logs that it accepts connections. */
-async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
+/** How to start one server: its arguments after the port's, and the log line that says it is ready. */
+export interface ServerMode {
+  readonly args: readonly string[];
+  readonly ready: string;
+}
+
+const STANDALONE: ServerMode = { args: [], ready: 'Ready to accept connections' };
+
+/** Spawns redis-server on `port` and resolves once it logs that it is ready (`mode.ready`). */
+export async function spawnRedis(
+  port: number,
+  dir: string,
+  mode: ServerMode = STANDALONE,
+): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
     [
+      ...mode.args,
       '--port',
       String(port),
       '--bind',
@@ -114,7 +127,7 @@ async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
       child.stdout!.on('data', (chunk) => {
         if (settled) return;
         output += chunk;
-        if (output.includes('Ready to accept connections')) done();
+        if (output.includes(mode.ready)) done();
       });
       child.stderr!.on('data', (chunk) => {
         if (!settled) output += chunk;
@@ -142,8 +155,8 @@ async function waitForExit(child: ChildProcess): Promise<void> {
   await once(child, 'exit');
 }
 
-/** Starts a real redis-server on a free port of 127.0.0.1 (or `options.port`). */
-export async function startRedis(options: { port?: number } = {}): Promise<RedisProcess> {
+/** Starts a real redis-server on a free port of 127.0.0.1 (or `options.port`), or another `mode` of it. */
+export async function startRedis(options: { port?: number; mode?: ServerMode } = {}): Promise<RedisProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'matchbook-redis-'));
   directories.add(dir);
   let port = options.port ?? 0;
@@ -152,7 +165,7 @@ export async function startRedis(options: { port?: number } = {}): Promise<Redis
   for (let attempt = 1; child === undefined; attempt++) {
     if (options.port === undefined) port = await freePort();
     try {
-      child = await spawnRedis(port, dir);
+      child = await spawnRedis(port, dir, options.mode);
     } catch (error) {
       const retry =
         error instanceof StartError && error.addressInUse && options.port === undefined && attempt < 5;
@@ -178,7 +191,7 @@ export async function startRedis(options: { port?: number } = {}): Promise<Redis
     kill,
     async restart() {
       await kill();
-      current = await spawnRedis(port, dir);
+      current = await spawnRedis(port, dir, options.mode);
     },
     async stop() {
       const target = current;

@@ -13,6 +13,13 @@ export const redisKeys = {
 /** The stream entry's single field: the event as JSON. */
 export const EVENT_FIELD = 'e';
 
+/** Orders two stream ids (`<ms>-<seq>`) as Redis does: negative when `a` is older than `b`. */
+export function compareStreamIds(a: string, b: string): number {
+  const [aMs = 0, aSeq = 0] = a.split('-').map(Number);
+  const [bMs = 0, bSeq = 0] = b.split('-').map(Number);
+  return aMs - bMs || aSeq - bSeq;
+}
+
 /** The snapshot key's value: the book at `event.sequence`, and the id of the stream entry it includes. */
 export interface StoredSnapshot {
   readonly stream_id: string;

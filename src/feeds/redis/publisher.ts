@@ -1,7 +1,9 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { describeRedisTarget, type RedisConfig } from '../../config/config.js';
 import type { ProductSpec } from '../../config/products.js';
 import { epochMicrosAt, isoMicros } from '../../market/time.js';
+import { createRedisClient } from '../../redis/client.js';
 import { newEpoch } from '../epoch.js';
 import type { MarketModel } from '../simulator/market.js';
 import { createMarkets, EventCredit, TickPacer } from '../simulator/pacing.js';
@@ -9,7 +11,7 @@ import type { FeedEvent, SnapshotEvent } from '../types.js';
 import { decodeEvent, decodeSnapshot, EVENT_FIELD, redisKeys } from './contract.js';
 
 export interface PublisherOptions {
-  readonly redisUrl: string;
+  readonly redis: RedisConfig;
   readonly products: readonly ProductSpec[];
   /** Market actions per second per product (a market order can produce several events). */
   readonly eventsPerSecond: number;
@@ -35,7 +37,6 @@ export interface Publisher {
 const TICK_MS = 10;
 /** Pipelines awaiting Redis's replies; beyond this a tick's events are dropped, not queued. */
 const MAX_PIPELINES_IN_FLIGHT = 16;
-const RECONNECT_CAP_MS = 2_000;
 const FAILURE_LOG_INTERVAL_MS = 5_000;
 /** After a failed snapshot write, how soon the next tick tries again. */
 const SNAPSHOT_RETRY_MS = 250;
@@ -141,16 +142,11 @@ class RedisPublisher implements Publisher {
         'streams may be trimmed past the snapshot: readers will resync often; raise the max length',
       );
     }
-    this.client = new Redis(options.redisUrl, {
-      // RESP2 reply shapes (ioredis 6 defaults to RESP3).
-      protocol: 2,
-      connectionName: 'matchbook-publisher',
-      // While Redis is down a write fails at once: nothing queues up.
-      enableOfflineQueue: false,
+    this.client = createRedisClient(options.redis, {
+      name: 'matchbook-publisher',
       maxRetriesPerRequest: 1,
       // Writes cut off by a disconnect are failed (see 'close'), never replayed after the snapshot.
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (attempt) => Math.min(RECONNECT_CAP_MS, 50 * 2 ** Math.min(attempt - 1, 6)),
+      resendUnfulfilled: false,
     });
     this.client.on('error', (error: Error) => {
       this.failure(0, error.message);
@@ -215,7 +211,10 @@ class RedisPublisher implements Publisher {
       void this.claimSequences();
       return;
     }
-    this.logger.info({ url: redactedUrl(this.options.redisUrl) }, 'connected to redis, writing snapshots');
+    this.logger.info(
+      { redis: describeRedisTarget(this.options.redis) },
+      'connected to redis, writing snapshots',
+    );
     // Before any new event: readers that saw a gap resync from these.
     this.write(
       this.markets.map(() => []),
@@ -396,15 +395,5 @@ class RedisPublisher implements Publisher {
     );
     this.lastFailureLog = now;
     this.failedSinceLog = 0;
-  }
-}
-
-function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'redis';
   }
 }

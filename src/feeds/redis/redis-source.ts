@@ -1,10 +1,12 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type { RedisConfig } from '../../config/config.js';
 import { epochMs } from '../../market/time.js';
+import { createRedisClient } from '../../redis/client.js';
 import type { FeedSink, FeedSource } from '../types.js';
-import { decodeEvent, decodeSnapshot, EVENT_FIELD, redisKeys } from './contract.js';
+import { compareStreamIds, decodeEvent, decodeSnapshot, EVENT_FIELD, redisKeys } from './contract.js';
 
 export interface RedisSourceOptions {
-  readonly url: string;
+  readonly redis: RedisConfig;
   readonly productIds: readonly string[];
   /** How long one XREAD blocks; also bounds how soon a requested resync starts. */
   readonly blockMs?: number;
@@ -13,8 +15,6 @@ export interface RedisSourceOptions {
 }
 
 type StreamReply = Array<[key: string, entries: Array<[id: string, fields: string[]]>]>;
-
-const RECONNECT_CAP_MS = 2_000;
 
 /**
  * The production feed: per product, a snapshot key and an event stream in Redis (docs/ingest.md).
@@ -29,6 +29,8 @@ export class RedisFeedSource implements FeedSource {
   private readonly commands: Redis;
   /** Per product, the id of the last stream entry applied (read after it). */
   private readonly lastIds = new Map<string, string>();
+  /** Per product, the sequence of the last event or snapshot handed to the sink. */
+  private readonly lastSequences = new Map<string, number>();
   private readonly needSnapshot: Set<string>;
   private readonly keyToProduct: Map<string, string>;
   private sink: FeedSink | undefined;
@@ -36,19 +38,14 @@ export class RedisFeedSource implements FeedSource {
   private loop: Promise<void> | undefined;
   private live = false;
   private downReason: string | undefined = 'not connected to Redis yet';
+  /** Counts the reader's connections; the streams are checked once per connection (resumeAfterReconnect). */
+  private connections = 0;
+  private checkedConnection = 0;
 
   constructor(private readonly options: RedisSourceOptions) {
-    const connection = {
-      // RESP2 reply shapes (ioredis 6 defaults to RESP3).
-      protocol: 2 as const,
-      lazyConnect: true,
-      // A command while Redis is down fails at once instead of queueing: no unbounded offline queue.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (attempt: number) => Math.min(RECONNECT_CAP_MS, 50 * 2 ** Math.min(attempt, 6)),
-    };
-    this.reader = new Redis(options.url, { ...connection, connectionName: 'matchbook-gateway-feed' });
-    this.commands = new Redis(options.url, { ...connection, connectionName: 'matchbook-gateway-snapshots' });
+    const role = { maxRetriesPerRequest: 0, lazyConnect: true };
+    this.reader = createRedisClient(options.redis, { ...role, name: 'matchbook-gateway-feed' });
+    this.commands = createRedisClient(options.redis, { ...role, name: 'matchbook-gateway-snapshots' });
     this.needSnapshot = new Set(options.productIds);
     this.keyToProduct = new Map(options.productIds.map((id) => [redisKeys.events(id), id]));
     for (const client of [this.reader, this.commands]) {
@@ -56,7 +53,10 @@ export class RedisFeedSource implements FeedSource {
         // Connection errors surface through the state events below; ioredis retries by itself.
       });
     }
-    this.reader.on('ready', () => this.setLive(true, undefined));
+    this.reader.on('ready', () => {
+      this.connections++;
+      this.setLive(true, undefined);
+    });
     this.reader.on('close', () => this.setLive(false, 'lost the connection to Redis'));
   }
 
@@ -101,6 +101,7 @@ export class RedisFeedSource implements FeedSource {
           await this.waitUntilReady();
           continue;
         }
+        if (this.checkedConnection !== this.connections) await this.resumeAfterReconnect();
         await this.loadSnapshots();
         await this.readEvents();
       } catch {
@@ -123,6 +124,44 @@ export class RedisFeedSource implements FeedSource {
     });
   }
 
+  /**
+   * A stream whose last entry is older than the last one applied lost entries this source saw: a
+   * failover to a replica that had not received them yet (asynchronous replication), or a Redis
+   * restart. New entries may then get ids below the old position (the new server's clock behind
+   * the old one's), which an XREAD after it would not see for as long as the clocks differ. Read
+   * atomically with the stream's end, the snapshot key decides where to read on: one above the
+   * last sequence delivered was written after the switch, before any new event (docs/ingest.md),
+   * so from its stream id; otherwise nothing new was written yet, so from the stream's end. Either
+   * way the next events read are the upstream's new ones, whose sequences (above the book's) make
+   * the hub resynchronise from the snapshot key as after any gap; nothing delivered is replayed.
+   */
+  private async resumeAfterReconnect(): Promise<void> {
+    const connection = this.connections;
+    const products = [...this.lastIds.keys()];
+    if (products.length > 0) {
+      const transaction = this.commands.multi();
+      for (const id of products) {
+        transaction.xrevrange(redisKeys.events(id), '+', '-', 'COUNT', 1);
+        transaction.get(redisKeys.snapshot(id));
+      }
+      const replies = await transaction.exec();
+      if (!replies) throw new Error('MULTI aborted');
+      for (const [i, productId] of products.entries()) {
+        const [[tailError, entries] = [null, []], [keyError, json] = [null, null]] = replies.slice(
+          2 * i,
+          2 * i + 2,
+        );
+        if (tailError || keyError) throw tailError ?? keyError;
+        const tail = (entries as [string, string[]][])[0]?.[0] ?? '0-0';
+        if (compareStreamIds(tail, this.lastIds.get(productId)!) >= 0) continue;
+        const stored = typeof json === 'string' ? decodeSnapshot(json) : undefined;
+        const fresh = stored?.ok && stored.value.event.sequence > (this.lastSequences.get(productId) ?? 0);
+        this.lastIds.set(productId, fresh ? stored.value.stream_id : tail);
+      }
+    }
+    this.checkedConnection = connection;
+  }
+
   private async loadSnapshots(): Promise<void> {
     for (const productId of [...this.needSnapshot]) {
       const json = await this.commands.get(redisKeys.snapshot(productId));
@@ -134,6 +173,7 @@ export class RedisFeedSource implements FeedSource {
       }
       this.needSnapshot.delete(productId);
       this.lastIds.set(productId, decoded.value.stream_id);
+      this.lastSequences.set(productId, decoded.value.event.sequence);
       this.sink?.onEvent(decoded.value.event, epochMs());
     }
   }
@@ -170,6 +210,7 @@ export class RedisFeedSource implements FeedSource {
           this.sink?.onUndecodable(productId, `stream entry ${id}: ${decoded?.reason ?? 'no event field'}`);
           continue;
         }
+        this.lastSequences.set(productId, decoded.value.sequence);
         this.sink?.onEvent(decoded.value, receivedAt);
       }
     }
