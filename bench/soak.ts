@@ -215,7 +215,11 @@ async function main(): Promise<void> {
     );
 
     for (let i = 0; i < opts.steady; i++) steady.push(new SteadySubscriber(gw.wsUrl, PRODUCTS));
-    await Promise.all(steady.map((s) => s.start()));
+    const booksReady = Promise.all(steady.map((s) => s.start())).then(() => true);
+    if (!(await Promise.race([booksReady, sleep(SETTLE_TIMEOUT_MS).then(() => false)])))
+      throw new Error(
+        `the steady subscribers did not all get their snapshots within ${SETTLE_TIMEOUT_MS} ms`,
+      );
     log(`${opts.steady} steady subscribers have their books; churn, stalls and hostile clients start`);
     for (const pacer of pacers) pacer.start();
 

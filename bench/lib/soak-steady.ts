@@ -164,7 +164,9 @@ export class SteadySubscriber {
       if (opened) increment(this.tally.closes, code);
       if (this.stopped) return;
       this.tally.reconnects++;
-      setTimeout(() => this.connect(), RECONNECT_DELAY_MS);
+      setTimeout(() => {
+        if (!this.stopped) this.connect();
+      }, RECONNECT_DELAY_MS);
     });
   }
 
