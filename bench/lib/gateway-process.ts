@@ -197,7 +197,8 @@ export interface Timed<T> {
 
 /**
  * Scrapes /metrics every `intervalMs` (the next scrape starts when the last one has answered, so a
- * loaded gateway is never asked twice at once) and keeps what `pick` takes from each scrape.
+ * loaded gateway is never asked twice at once) and keeps what `pick` takes from each scrape;
+ * `onSample` sees each one as it is kept (to print it live).
  */
 export class MetricsSampler<T> {
   readonly series: Array<Timed<T>> = [];
@@ -211,6 +212,7 @@ export class MetricsSampler<T> {
     private readonly gateway: GatewayProcess,
     private readonly intervalMs: number,
     private readonly pick: (metrics: PromMetrics) => T,
+    private readonly onSample: (sample: Timed<T>) => void = () => {},
   ) {
     this.loop = this.run();
   }
@@ -232,7 +234,9 @@ export class MetricsSampler<T> {
       const started = performance.now();
       try {
         const metrics = await this.gateway.scrape();
-        this.series.push({ atMs: Math.round(started - this.startedAt), value: this.pick(metrics) });
+        const sample = { atMs: Math.round(started - this.startedAt), value: this.pick(metrics) };
+        this.series.push(sample);
+        this.onSample(sample);
       } catch {
         this.failures++;
       }

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,38 +94,59 @@ export function commandStats(info: RedisInfo): Record<string, { calls: number; u
   return out;
 }
 
-/** A redis-server of our own: nothing persisted, its files in a temporary directory, never port 6379. */
+/**
+ * How a redis-server keeps its data: `none` (nothing persisted, the default), or `aof` (an
+ * append-only file fsynced every write, so a server killed with SIGKILL and started again on the
+ * same directory comes back with its data).
+ */
+export type RedisPersistence = 'none' | 'aof';
+
+/** A redis-server of our own: its files in a temporary directory, never port 6379. */
 export class RedisServer {
   private constructor(
     private readonly child: ChildProcess,
     readonly port: number,
     private readonly admin: Redis,
+    private readonly dir: string,
+    private readonly persistence: RedisPersistence,
     private readonly removeDir: () => void,
   ) {}
 
-  static async start(): Promise<RedisServer> {
+  static async start(persistence: RedisPersistence = 'none'): Promise<RedisServer> {
     const dir = mkdtempSync(join(tmpdir(), 'matchbook-bench-redis-'));
     // If the benchmark dies before stop(), leave no directory behind (the server is killed on exit too).
     const removeDir = () => rmSync(dir, { recursive: true, force: true });
     process.once('exit', removeDir);
     // A port picked free can be taken before redis-server binds it: pick another one.
     for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
-      let child: ChildProcess | undefined;
       try {
-        child = await spawnRedis(port, dir);
-        const admin = new Redis({ host: '127.0.0.1', port, protocol: 2, lazyConnect: true });
-        admin.on('error', () => {}); // surfaces through the command that fails
-        await admin.connect();
-        return new RedisServer(child, port, admin, removeDir);
+        return await RedisServer.launch(await freePort(), dir, persistence, removeDir);
       } catch (error) {
-        child?.kill('SIGKILL');
         if (attempt >= 5 || !/address already in use/i.test(String(error))) {
           process.off('exit', removeDir);
           removeDir();
           throw error;
         }
       }
+    }
+  }
+
+  private static async launch(
+    port: number,
+    dir: string,
+    persistence: RedisPersistence,
+    removeDir: () => void,
+  ): Promise<RedisServer> {
+    let child: ChildProcess | undefined;
+    try {
+      child = await spawnRedis(port, dir, persistence);
+      const admin = new Redis({ host: '127.0.0.1', port, protocol: 2, lazyConnect: true });
+      admin.on('error', () => {}); // surfaces through the command that fails
+      await admin.connect();
+      return new RedisServer(child, port, admin, dir, persistence, removeDir);
+    } catch (error) {
+      child?.kill('SIGKILL');
+      throw error;
     }
   }
 
@@ -143,6 +164,22 @@ export class RedisServer {
     return { ...parseRedisInfo(main), ...parseRedisInfo(commands) };
   }
 
+  /**
+   * A crash and a restart on the same port: SIGKILL, `downMs` with no server, then a new server on
+   * the same directory. With `keepData` false its files are deleted first, as if the data had been
+   * lost with the machine. Returns the new server; this object must not be used afterwards.
+   */
+  async crashAndRestart(keepData: boolean, downMs: number): Promise<RedisServer> {
+    this.admin.disconnect();
+    await this.kill();
+    await new Promise((resolve) => setTimeout(resolve, downMs));
+    if (!keepData) {
+      rmSync(this.dir, { recursive: true, force: true });
+      mkdirSync(this.dir);
+    }
+    return RedisServer.launch(this.port, this.dir, this.persistence, this.removeDir);
+  }
+
   async stop(): Promise<void> {
     this.admin.disconnect();
     if (this.child.exitCode === null && this.child.signalCode === null) {
@@ -154,9 +191,18 @@ export class RedisServer {
     process.off('exit', this.removeDir);
     this.removeDir();
   }
+
+  private async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = once(this.child, 'exit');
+    this.child.kill('SIGKILL');
+    await exited;
+  }
 }
 
-async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
+async function spawnRedis(port: number, dir: string, persistence: RedisPersistence): Promise<ChildProcess> {
+  const appendOnly =
+    persistence === 'aof' ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   const child = spawn(
     REDIS_SERVER,
     [
@@ -166,8 +212,7 @@ async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
       '127.0.0.1',
       '--save',
       '',
-      '--appendonly',
-      'no',
+      ...appendOnly,
       '--daemonize',
       'no',
       '--dir',
@@ -282,12 +327,18 @@ export class PublisherProcess {
     return this.output.text;
   }
 
-  /** SIGTERM (it lets its last writes land); SIGKILL if it has not exited within `timeoutMs`. */
-  async stop(timeoutMs = 5_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  /**
+   * SIGTERM (it lets its last writes land), or `how` (SIGKILL: a crash); SIGKILL if it has not
+   * exited within `timeoutMs`.
+   */
+  async stop(
+    timeoutMs = 5_000,
+    how: NodeJS.Signals = 'SIGTERM',
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     const { exitCode, signalCode } = this.child;
     if (exitCode !== null || signalCode !== null) return { code: exitCode, signal: signalCode };
     const exited = once(this.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-    this.child.kill('SIGTERM');
+    this.child.kill(how);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
     const [code, signal] = await exited;
     clearTimeout(timer);
