@@ -2,28 +2,14 @@ import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { type Logger, pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
 import type { Transport as TransportType } from '../../src/server/transport.js';
-import { RELAXED_LIMITS, readMetric } from '../support/gateway.js';
+import {
+  type StartedTransport,
+  startTransport as startSupportTransport,
+} from '../support/built-transport.js';
+import { readMetric } from '../support/gateway.js';
 import { resumeReading, stallReading } from '../support/stall.js';
 import { TestClient } from '../support/ws-client.js';
-
-// The built transport, as the gateway runs it.
-const built: typeof import('../../src/server/transport.js') = await import(
-  new URL('../../dist/src/server/transport.js', import.meta.url).href
-);
-const { nativeUws }: typeof import('../../src/server/uws.js') = await import(
-  new URL('../../dist/src/server/uws.js', import.meta.url).href
-);
-const { createMetrics }: typeof import('../../src/metrics/metrics.js') = await import(
-  new URL('../../dist/src/metrics/metrics.js', import.meta.url).href
-);
-const { ConnectionAdmission }: typeof import('../../src/limits/admission.js') = await import(
-  new URL('../../dist/src/limits/admission.js', import.meta.url).href
-);
-const { SharedCounterTable }: typeof import('../../src/limits/shared-counters.js') = await import(
-  new URL('../../dist/src/limits/shared-counters.js', import.meta.url).href
-);
 
 const MAX_BACKPRESSURE = 65_536;
 /** Far more than the kernel's socket buffers and uWS's limit together: the burst must pass the limit. */
@@ -36,42 +22,11 @@ afterEach(() => {
   transport = undefined;
 });
 
-/** A real transport (real uWS, port 0) with this environment's limits and a market of one product. */
-async function startTransport(
-  env: Record<string, string>,
-  logger: Logger = pino({ level: 'silent' }),
-): Promise<{ transport: TransportType; port: number; metrics: () => Promise<string> }> {
-  const result = loadConfig({ ...RELAXED_LIMITS, HOST: '127.0.0.1', PORT: '0', ...env });
-  if (!result.ok) throw new Error(result.errors.join('\n'));
-  const config = result.config;
-  const metrics = createMetrics({ processMetrics: false });
-  const started = new built.Transport(
-    {
-      host: config.host,
-      port: 0,
-      maxPayloadBytes: config.maxPayloadBytes,
-      idleTimeoutSeconds: config.idleTimeoutSeconds,
-      subscribeTimeoutMs: config.subscribeTimeoutMs,
-      flowControl: config.flowControl,
-      limits: config.limits,
-    },
-    {
-      uws: nativeUws(),
-      market: {
-        hasProduct: (id) => id === 'BTC-USD',
-        requestInitial: (_channel, _productId, deliver) => deliver([]),
-        http: () => ({ status: 200, body: '{}' }),
-        metrics: async () => ({ status: 200, body: await metrics.registry.metrics() }),
-      },
-      metrics,
-      logger,
-      healthy: () => true,
-      admission: new ConnectionAdmission(SharedCounterTable.create(1024, 1), 0, 100, 100),
-      gate: { admit: async () => ({ allowed: true }), release: () => {} },
-    },
-  );
-  transport = started;
-  return { transport: started, port: await started.listen(), metrics: () => metrics.registry.metrics() };
+/** Started through the support helper; closed after each test. */
+async function startTransport(env: Record<string, string>, logger?: Logger): Promise<StartedTransport> {
+  const started = await startSupportTransport({ env, ...(logger ? { logger } : {}) });
+  transport = started.transport;
+  return started;
 }
 
 describe('a client cut by uWS at maxBackpressure between two sweeps', () => {

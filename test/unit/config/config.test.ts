@@ -1,22 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CONFIG_VARIABLES,
-  describeConfig,
-  type GatewayConfig,
-  loadConfig,
-} from '../../../src/config/config.js';
-
-function config(env: Record<string, string | undefined>): GatewayConfig {
-  const result = loadConfig(env);
-  if (!result.ok) throw new Error(`expected a valid configuration: ${result.errors.join('\n')}`);
-  return result.config;
-}
-
-function errors(env: Record<string, string | undefined>): readonly string[] {
-  const result = loadConfig(env);
-  if (result.ok) throw new Error('expected the configuration to be refused');
-  return result.errors;
-}
+import { CONFIG_VARIABLES, describeConfig, loadConfig } from '../../../src/config/config.js';
+import { config, errors } from '../../support/load-config.js';
 
 describe('loadConfig defaults', () => {
   it('gives the documented defaults for an empty environment', () => {
