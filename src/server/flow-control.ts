@@ -157,6 +157,20 @@ export class FlowControl<C extends FlowConnection> {
     }
   }
 
+  /**
+   * The part of check() that keeps uWS's hard limit out of reach, for a look between two sweeps
+   * (in the middle of a turn's publishes): a connection over the high-water mark is taken off its
+   * topics. Nothing is sent, so nothing here reenters the publisher.
+   */
+  takeOffOverHigh(connections: Iterable<C>, now: number): void {
+    for (const connection of connections) {
+      if (this.overSince.has(connection) || this.states.get(connection)?.phase === 'catching_up') continue;
+      if (connection.bufferedAmount() <= this.options.highWaterBytes) continue;
+      this.overSince.set(connection, now);
+      this.enterSlow(connection);
+    }
+  }
+
   /** uWS reported the connection's buffer drained: catch up, or send more of what it is owed. */
   drained(connection: C, now: number): void {
     const state = this.states.get(connection);

@@ -141,6 +141,12 @@ export class Transport {
   /** Shared by every connection of this transport (one object, not a closure per connection). */
   private readonly connectionContext: ConnectionContext;
   private readonly outbound = new OutboundBytes();
+  /**
+   * OutboundBytes.bytes when the buffers were last read, and how much may be handed to uWS before
+   * they are read again (see publish()).
+   */
+  private lookedAtBytes = 0;
+  private readonly lookEveryBytes: number;
   private readonly sessionObserver: SessionObserver;
   /** The live page and its assets, read once: every thread's app serves them. */
   private readonly assets: ReadonlyMap<string, StaticFile> = loadStaticAssets();
@@ -161,6 +167,8 @@ export class Transport {
     private readonly deps: TransportDeps,
   ) {
     const { metrics, market } = deps;
+    const { highWaterBytes, maxBackpressureBytes } = options.flowControl;
+    this.lookEveryBytes = Math.floor((maxBackpressureBytes - highWaterBytes) / 4);
     this.sentByChannel = new Map(CHANNELS.map((c) => [c, metrics.messagesSentTotal.labels(c)]));
     this.publishTally = new PublishTally((c) => ({
       sent: this.sentByChannel.get(c)!,
@@ -290,6 +298,18 @@ export class Transport {
 
   /** Hands one serialised message to every subscriber of its topic (uWS writes it, no JS per subscriber). */
   publish(topic: string, channel: Channel, payload: string, receivedAtEpochMs: number): void {
+    // uWS drops a published message at its hard limit and may still write the next ones of the
+    // turn (a silent gap), so a live connection must never get there. A buffer read shows what
+    // uWS holds after its last write, not the publishes it has not written yet, so a connection
+    // read at or under the high-water mark ends up with at most the bytes handed to uWS around
+    // that read: under two looks' worth. Reading again every quarter of the room between the mark
+    // and the limit, counted in bytes rather than waiting for the timer's sweep (late on a loaded
+    // machine), keeps every live connection under the limit.
+    if (
+      this.outbound.bytes - this.lookedAtBytes + payload.length > this.lookEveryBytes &&
+      this.app.numSubscribers(topic) > 0
+    )
+      this.lookAtBuffers();
     const captured = this.flow.capturing(topic);
     if (captured)
       for (const connection of [...captured]) this.flow.capture(connection, topic, channel, payload);
@@ -413,7 +433,14 @@ export class Transport {
 
   private checkBackpressure(): void {
     this.outbound.sweeps++;
+    this.lookedAtBytes = this.outbound.bytes;
     this.flow.check(this.open, performance.now());
+  }
+
+  /** publish()'s look between two sweeps: connections over the high-water mark leave their topics now. */
+  private lookAtBuffers(): void {
+    this.lookedAtBytes = this.outbound.bytes;
+    this.flow.takeOffOverHigh(this.open, performance.now());
   }
 
   /**
