@@ -65,7 +65,8 @@ const HELP = `Usage: npm run soak -- [options]
   --redis-every <s>    Redis killed and restarted every this many seconds (default 420; smoke: once)
   --publisher-every <s> the publisher restarted every this many seconds (default 300; smoke: once)
   --smoke              one minute: checks the soak works; growth is reported, not judged
-  --heap-snapshots     the gateway also runs with the heap-snapshot-hook preload: send it SIGURG for heap snapshots of every thread (in this directory)
+  --heap-snapshots     the gateway also runs with the heap-snapshot-hook preload: send it SIGURG
+                       for heap snapshots of every thread (in the working directory)
 Growth (RSS, descriptors) is judged only when the run after the warm-up lasts 10 minutes or more.`;
 
 interface Options {
