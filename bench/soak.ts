@@ -42,6 +42,7 @@ import { type Criterion, check, growthCriterion, growthOf } from './lib/soak-ver
 const PRODUCTS = ['BTC-USD', 'ETH-USD', 'SOL-USD', 'ETH-BTC'];
 const WORKER_THREADS = 2;
 const HOOK = fileURLToPath(new URL('./lib/worker-fault-hook.js', import.meta.url));
+const SNAPSHOT_HOOK = fileURLToPath(new URL('./lib/heap-snapshot-hook.js', import.meta.url));
 /**
  * Growth limits after the warm-up (soak-verdict.ts says how they are judged). With the default
  * churn (5 connections/s, 18,000 an hour) 20 MB/hour is about 1.1 KB left behind per connection;
@@ -64,10 +65,14 @@ const HELP = `Usage: npm run soak -- [options]
   --redis-every <s>    Redis killed and restarted every this many seconds (default 420; smoke: once)
   --publisher-every <s> the publisher restarted every this many seconds (default 300; smoke: once)
   --smoke              one minute: checks the soak works; growth is reported, not judged
+  --heap-snapshots     the gateway also runs with the heap-snapshot-hook preload: send it SIGURG
+                       for heap snapshots of every thread (in the working directory)
 Growth (RSS, descriptors) is judged only when the run after the warm-up lasts 10 minutes or more.`;
 
 interface Options {
   readonly smoke: boolean;
+  /** The gateway also gets the heap-snapshot-hook preload (SIGURG: heap snapshots). */
+  readonly heapSnapshots: boolean;
   readonly durationMs: number;
   readonly warmupMs: number;
   readonly intervalMs: number;
@@ -102,6 +107,7 @@ function options(): Options | undefined {
         { type: 'string' }
       >),
       smoke: { type: 'boolean', default: false },
+      'heap-snapshots': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -116,6 +122,7 @@ function options(): Options | undefined {
   const durationMs = get('duration', 1800, 60) * 1000;
   const opts: Options = {
     smoke,
+    heapSnapshots: values['heap-snapshots'] === true,
     durationMs,
     warmupMs: get('warmup', 300, 15) * 1000,
     intervalMs: get('interval', 10) * 1000,
@@ -188,7 +195,7 @@ async function main(): Promise<void> {
         WS_THROTTLE_MS: '0',
       },
       20_000,
-      ['--import', HOOK],
+      ['--import', HOOK, ...(opts.heapSnapshots ? ['--import', SNAPSHOT_HOOK] : [])],
     );
     const gw = gateway;
     log(
