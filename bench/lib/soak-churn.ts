@@ -6,7 +6,7 @@
 import WebSocket from 'ws';
 import { sleep } from './report.js';
 import { Pacer } from './soak-pacer.js';
-import { closeCodeOf, increment, openSocket } from './soak-socket.js';
+import { closeCodeOf, increment, openCounted } from './soak-socket.js';
 
 const CHANNELS = ['level2', 'matches', 'ticker', 'heartbeat'];
 const HOLD_MIN_MS = 200;
@@ -38,13 +38,8 @@ export function churn(url: string, productIds: readonly string[], perSecond: num
   let n = 0;
   const one = async () => {
     const i = n++;
-    const opened = await openSocket(url);
-    if ('error' in opened) {
-      increment(tally.connectFailures, opened.error);
-      return;
-    }
-    const { ws } = opened;
-    tally.opened++;
+    const ws = await openCounted(url, tally);
+    if (!ws) return;
     const reply = new Promise<boolean>((resolve) => {
       ws.on('message', (data) => {
         if (String(data).startsWith('{"type":"subscriptions"')) resolve(true);

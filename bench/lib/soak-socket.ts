@@ -35,3 +35,17 @@ export function closeCodeOf(ws: WebSocket, timeoutMs: number): Promise<number | 
 export const increment = (counts: Record<string, number>, key: string | number) => {
   counts[key] = (counts[key] ?? 0) + 1;
 };
+
+/** openSocket for a load that tallies its connections: a failed handshake is counted by its error. */
+export async function openCounted(
+  url: string,
+  tally: { opened: number; readonly connectFailures: Record<string, number> },
+): Promise<WebSocket | undefined> {
+  const opened = await openSocket(url);
+  if ('error' in opened) {
+    increment(tally.connectFailures, opened.error);
+    return undefined;
+  }
+  tally.opened++;
+  return opened.ws;
+}

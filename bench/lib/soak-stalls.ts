@@ -5,7 +5,7 @@
  * slow-consumer path working (docs/protocol.md §6); still open means it was not cut off.
  */
 import { Pacer } from './soak-pacer.js';
-import { closeCodeOf, increment, openSocket } from './soak-socket.js';
+import { closeCodeOf, increment, openCounted } from './soak-socket.js';
 
 const CHANNELS = ['level2', 'matches', 'ticker'];
 /** After reading again, how long the backlog and the close may take to arrive. */
@@ -24,13 +24,8 @@ export interface StallTally {
 export function stalls(url: string, productIds: readonly string[], everyMs: number, holdMs: number) {
   const tally: StallTally = { opened: 0, connectFailures: {}, outcomes: {} };
   const one = async (): Promise<void> => {
-    const opened = await openSocket(url);
-    if ('error' in opened) {
-      increment(tally.connectFailures, opened.error);
-      return;
-    }
-    const { ws } = opened;
-    tally.opened++;
+    const ws = await openCounted(url, tally);
+    if (!ws) return;
     ws.send(JSON.stringify({ type: 'subscribe', product_ids: productIds, channels: CHANNELS }));
     // ws's own pause(): the TCP socket stops being read, and ws does not resume it by itself.
     ws.pause();
